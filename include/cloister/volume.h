@@ -1,0 +1,177 @@
+// Protected volumes: a directory tree stored on an untrusted disk so that
+// file contents, names and directory structure are confidential (unless the
+// volume is authenticated-only), every byte read is authenticated, and the
+// whole state is summarised by a tag that changes with every commit.
+//
+// Guarantees (see docs/volume-format.md for the format and threat model):
+//  - A read never returns bytes the key holder did not write at that place
+//    in that file: any change, reordering, swap, truncation or extension on
+//    disk makes the read fail with kIntegrity.
+//  - Open with an expected tag fails with kStale unless the volume on disk
+//    is exactly in that committed state (or can be brought back to it, see
+//    below), so whole-volume and single-file rollback are refused.
+//  - Crash consistency: only Commit() makes changes durable. After a crash
+//    the volume opens in the state of the last Commit() that returned, or,
+//    if a commit was interrupted after it reached the disk, of that newer
+//    commit. Opening with the expected tag of the commit *before* the last
+//    one also succeeds, so a caller that reports tags to a remote party
+//    after committing can always agree with it after a crash.
+//  - Random access: reading or writing n bytes costs O(n + chunk + log(size)).
+//
+// Thread safety: a Volume and its Files may be used from several threads;
+// operations are serialised by one lock per volume. A File must not outlive
+// its Volume. Uncommitted changes are discarded when a Volume is destroyed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cloister/status.h"
+
+namespace cloister {
+class SecretBytes;
+namespace os {
+class Env;
+}
+}  // namespace cloister
+
+namespace cloister::volume {
+
+// A volume key is 32 random bytes.
+constexpr size_t kVolumeKeySize = 32;
+
+using Tag = std::array<uint8_t, 32>;
+std::string TagToHex(const Tag& tag);
+StatusOr<Tag> TagFromHex(std::string_view hex);
+
+enum class Protection {
+  kEncrypted,          // contents and names confidential and authenticated
+  kAuthenticatedOnly,  // contents stored in the clear, authenticated; names still encrypted
+};
+
+struct CreateOptions {
+  Protection protection = Protection::kEncrypted;
+  uint32_t chunk_size = 4096;  // power of two, 512..65536
+};
+
+struct OpenOptions {
+  // Refuse to open unless the volume is in (or can return to) this state.
+  std::optional<Tag> expected_tag;
+  bool read_only = false;
+  // Budget for cached hash-tree nodes.
+  size_t cache_bytes = size_t{16} << 20;
+  // The journal is checkpointed into the data objects when it grows beyond
+  // this size.
+  uint64_t journal_rotate_bytes = uint64_t{64} << 20;
+  // A file's data key is replaced (the file re-encrypted under a new one)
+  // before it has been used for this many chunk encryptions, which keeps
+  // the probability of a random-nonce collision below 2^-32.
+  uint64_t max_encryptions_per_key = uint64_t{1} << 31;
+};
+
+enum class FileType { kFile, kDirectory, kSymlink };
+
+struct Stat {
+  uint64_t ino = 0;
+  FileType type = FileType::kFile;
+  uint32_t mode = 0;  // permission bits only
+  uint64_t size = 0;  // plaintext size (symlinks: target length)
+  int64_t mtime_ns = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  FileType type;
+  uint64_t ino;
+};
+
+struct OpenFlags {
+  bool write = false;
+  bool create = false;     // create if missing (implies write)
+  bool exclusive = false;  // with create: fail if it exists
+  bool truncate = false;   // truncate to 0 (implies write)
+  uint32_t mode = 0644;    // for created files
+};
+
+struct VolumeInfo {
+  Protection protection;
+  uint32_t chunk_size;
+  uint64_t seq;          // number of the last commit
+  Tag tag;               // tag of the last commit
+  std::string volume_id; // hex
+};
+
+struct VerifyReport {
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t chunks = 0;       // data chunks authenticated
+  uint64_t bytes = 0;        // plaintext bytes covered
+  // Things that are not part of any committed state (left by an interrupted
+  // write, or added by someone else). They are never read, but a clean
+  // volume has none; Volume::Open for writing removes them.
+  std::vector<std::string> problems;
+};
+
+class Volume;
+
+// An open file of a volume.
+class File {
+ public:
+  virtual ~File() = default;
+  // Reads up to buf.size() bytes; fewer only at end of file.
+  virtual StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> buf) = 0;
+  virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual Status Truncate(uint64_t size) = 0;
+  virtual StatusOr<Stat> GetStat() = 0;
+};
+
+class Volume {
+ public:
+  // Creates a new, empty volume in `dir` (which must not exist or be empty)
+  // and commits it (seq 0).
+  static StatusOr<std::unique_ptr<Volume>> Create(os::Env& env, const std::string& dir,
+                                                  const SecretBytes& key,
+                                                  const CreateOptions& options);
+  // Opens a volume, recovering from an interrupted commit if needed.
+  static StatusOr<std::unique_ptr<Volume>> Open(os::Env& env, const std::string& dir,
+                                                const SecretBytes& key,
+                                                const OpenOptions& options);
+  virtual ~Volume() = default;
+
+  // Paths are inside the volume, '/'-separated, absolute or relative to
+  // its root; "." components are ignored and ".." is refused.
+  virtual StatusOr<Stat> GetStat(std::string_view path) = 0;
+  virtual StatusOr<std::vector<DirEntry>> List(std::string_view path) = 0;
+  virtual Status Mkdir(std::string_view path, uint32_t mode) = 0;
+  virtual Status Rmdir(std::string_view path) = 0;
+  // Removes a file or symlink. Open handles keep working until closed.
+  virtual Status Remove(std::string_view path) = 0;
+  // POSIX rename: replaces a file, or an empty directory by a directory.
+  virtual Status Rename(std::string_view from, std::string_view to) = 0;
+  virtual Status Symlink(std::string_view target, std::string_view path) = 0;
+  virtual StatusOr<std::string> ReadLink(std::string_view path) = 0;
+  virtual Status Chmod(std::string_view path, uint32_t mode) = 0;
+  virtual Status SetMtime(std::string_view path, int64_t mtime_ns) = 0;
+  virtual Status Truncate(std::string_view path, uint64_t size) = 0;
+  virtual StatusOr<std::unique_ptr<File>> OpenFile(std::string_view path,
+                                                   const OpenFlags& flags) = 0;
+
+  // Makes all changes durable and returns the new tag. Without changes,
+  // returns the current tag and writes nothing.
+  virtual StatusOr<Tag> Commit() = 0;
+  virtual bool HasUncommittedChanges() = 0;
+  virtual VolumeInfo Info() = 0;
+
+  // Reads and authenticates every reachable byte and hash-tree node, and
+  // lists leftovers. Authentication failures are returned as errors.
+  virtual StatusOr<VerifyReport> Verify() = 0;
+};
+
+}  // namespace cloister::volume

@@ -1,0 +1,250 @@
+#include "crypto/crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace cloister::crypto {
+
+Status RandomBytes(std::span<uint8_t> out) {
+  if (out.empty()) return Status::Ok();
+  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) {
+    return InternalError("the random number generator failed");
+  }
+  return Status::Ok();
+}
+
+StatusOr<SecretBytes> RandomSecret(size_t n) {
+  SecretBytes s(n);
+  RETURN_IF_ERROR(RandomBytes(s.UnsafeMutableBytes()));
+  return s;
+}
+
+namespace {
+
+// Nonces come from a per-thread buffer of DRBG output, so a 4 KiB chunk
+// write does not pay for a DRBG call. The buffer remembers the process that
+// filled it: after fork() the child must not reuse the parent's nonces.
+struct NonceBuffer {
+  uint8_t bytes[4096];
+  size_t used = sizeof(bytes);
+  pid_t owner = 0;
+  ~NonceBuffer() { SecureZero(bytes, sizeof(bytes)); }
+};
+thread_local NonceBuffer tl_nonces;
+
+}  // namespace
+
+Status FreshNonce(Nonce& nonce) {
+  NonceBuffer& b = tl_nonces;
+  pid_t pid = getpid();
+  if (b.owner != pid || b.used + nonce.size() > sizeof(b.bytes)) {
+    RETURN_IF_ERROR(RandomBytes(b.bytes));
+    b.used = 0;
+    b.owner = pid;
+  }
+  std::memcpy(nonce.data(), b.bytes + b.used, nonce.size());
+  SecureZero(b.bytes + b.used, nonce.size());
+  b.used += nonce.size();
+  return Status::Ok();
+}
+
+Digest Sha256(std::span<const uint8_t> data) {
+  Digest d;
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  return d;
+}
+
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) std::abort();
+}
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
+void Sha256Hasher::Update(std::span<const uint8_t> data) {
+  EVP_DigestUpdate(ctx_, data.data(), data.size());
+}
+void Sha256Hasher::UpdateU64(uint64_t v) {
+  uint8_t b[8];
+  StoreU64(b, v);
+  Update(std::span<const uint8_t>(b, 8));
+}
+Digest Sha256Hasher::Finish() {
+  Digest d;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_, d.data(), &len);
+  EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+  return d;
+}
+
+Digest HmacSha256(const SecretBytes& key,
+                  std::initializer_list<std::span<const uint8_t>> parts) {
+  Digest out{};
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+  char digest_name[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end()};
+  size_t len = 0;
+  bool ok = ctx != nullptr &&
+            EVP_MAC_init(ctx, key.UnsafeBytes().data(), key.size(), params) == 1;
+  for (auto p : parts) ok = ok && EVP_MAC_update(ctx, p.data(), p.size()) == 1;
+  ok = ok && EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1;
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+  if (!ok) std::abort();  // HMAC-SHA-256 is always available in OpenSSL 3
+  return out;
+}
+
+StatusOr<SecretBytes> HkdfSha256(const SecretBytes& ikm,
+                                 std::span<const uint8_t> salt,
+                                 std::span<const uint8_t> info, size_t length) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return InternalError("HKDF is not available");
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) return InternalError("HKDF context allocation failed");
+  char digest_name[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.UnsafeBytes().data()),
+          ikm.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_octet_string(
+          OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size()),
+      OSSL_PARAM_construct_end()};
+  SecretBytes out(length);
+  int rc = EVP_KDF_derive(ctx, out.UnsafeMutableBytes().data(), length, params);
+  EVP_KDF_CTX_free(ctx);
+  if (rc != 1) return InternalError("HKDF derivation failed");
+  return out;
+}
+
+Aead::Aead(const SecretBytes& key) : key_(key) {}
+
+Aead::~Aead() {
+  EVP_CIPHER_CTX_free(enc_);
+  EVP_CIPHER_CTX_free(dec_);
+}
+
+StatusOr<std::unique_ptr<Aead>> Aead::New(const SecretBytes& key) {
+  if (key.size() != kAeadKeySize) {
+    return InvalidArgument("AES-256-GCM needs a 32-byte key");
+  }
+  std::unique_ptr<Aead> a(new Aead(key));
+  a->enc_ = EVP_CIPHER_CTX_new();
+  a->dec_ = EVP_CIPHER_CTX_new();
+  if (a->enc_ == nullptr || a->dec_ == nullptr ||
+      EVP_EncryptInit_ex(a->enc_, EVP_aes_256_gcm(), nullptr,
+                         key.UnsafeBytes().data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(a->dec_, EVP_aes_256_gcm(), nullptr,
+                         key.UnsafeBytes().data(), nullptr) != 1) {
+    return InternalError("AES-256-GCM initialisation failed");
+  }
+  return a;
+}
+
+Status Aead::Seal(std::span<const uint8_t> aad, std::span<const uint8_t> pt,
+                  std::span<uint8_t> ct, Nonce& nonce, AeadTag& tag) {
+  if (ct.size() != pt.size()) return InternalError("AEAD length mismatch");
+  RETURN_IF_ERROR(FreshNonce(nonce));
+  int len = 0;
+  bool ok = EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+            (aad.empty() ||
+             EVP_EncryptUpdate(enc_, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+            (pt.empty() ||
+             EVP_EncryptUpdate(enc_, ct.data(), &len, pt.data(), static_cast<int>(pt.size())) == 1) &&
+            EVP_EncryptFinal_ex(enc_, ct.data() + pt.size(), &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()), tag.data()) == 1;
+  if (!ok) return InternalError("AES-256-GCM encryption failed");
+  return Status::Ok();
+}
+
+Status Aead::Open(std::span<const uint8_t> aad, const Nonce& nonce,
+                  const AeadTag& tag, std::span<const uint8_t> ct,
+                  std::span<uint8_t> pt) {
+  if (ct.size() != pt.size()) return InternalError("AEAD length mismatch");
+  int len = 0;
+  AeadTag tag_copy = tag;
+  bool ok = EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+            (aad.empty() ||
+             EVP_DecryptUpdate(dec_, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+            (ct.empty() ||
+             EVP_DecryptUpdate(dec_, pt.data(), &len, ct.data(), static_cast<int>(ct.size())) == 1) &&
+            EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, static_cast<int>(tag_copy.size()), tag_copy.data()) == 1 &&
+            EVP_DecryptFinal_ex(dec_, pt.data() + ct.size(), &len) == 1;
+  if (!ok) {
+    SecureZero(pt.data(), pt.size());
+    return IntegrityError("authentication failed");
+  }
+  return Status::Ok();
+}
+
+Status Aead::Authenticate(std::span<const uint8_t> aad,
+                          std::span<const uint8_t> data, Nonce& nonce,
+                          AeadTag& tag) {
+  RETURN_IF_ERROR(FreshNonce(nonce));
+  int len = 0;
+  uint8_t none[1];
+  bool ok = EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+            (aad.empty() ||
+             EVP_EncryptUpdate(enc_, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+            (data.empty() ||
+             EVP_EncryptUpdate(enc_, nullptr, &len, data.data(), static_cast<int>(data.size())) == 1) &&
+            EVP_EncryptFinal_ex(enc_, none, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag.size()), tag.data()) == 1;
+  if (!ok) return InternalError("GMAC computation failed");
+  return Status::Ok();
+}
+
+Status Aead::Verify(std::span<const uint8_t> aad, std::span<const uint8_t> data,
+                    const Nonce& nonce, const AeadTag& tag) {
+  int len = 0;
+  uint8_t none[1];
+  AeadTag tag_copy = tag;
+  bool ok = EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce.data()) == 1 &&
+            (aad.empty() ||
+             EVP_DecryptUpdate(dec_, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+            (data.empty() ||
+             EVP_DecryptUpdate(dec_, nullptr, &len, data.data(), static_cast<int>(data.size())) == 1) &&
+            EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, static_cast<int>(tag_copy.size()), tag_copy.data()) == 1 &&
+            EVP_DecryptFinal_ex(dec_, none, &len) == 1;
+  if (!ok) return IntegrityError("authentication failed");
+  return Status::Ok();
+}
+
+StatusOr<Bytes> Aead::SealRecord(std::span<const uint8_t> aad,
+                                 std::span<const uint8_t> plaintext) {
+  Bytes out(kAeadNonceSize + plaintext.size() + kAeadTagSize);
+  Nonce nonce;
+  AeadTag tag;
+  RETURN_IF_ERROR(Seal(aad, plaintext,
+                       std::span<uint8_t>(out.data() + kAeadNonceSize, plaintext.size()),
+                       nonce, tag));
+  std::memcpy(out.data(), nonce.data(), nonce.size());
+  std::memcpy(out.data() + kAeadNonceSize + plaintext.size(), tag.data(), tag.size());
+  return out;
+}
+
+StatusOr<Bytes> Aead::OpenRecord(std::span<const uint8_t> aad,
+                                 std::span<const uint8_t> record) {
+  if (record.size() < kAeadNonceSize + kAeadTagSize) {
+    return IntegrityError("record too short");
+  }
+  Nonce nonce;
+  AeadTag tag;
+  size_t n = record.size() - kAeadNonceSize - kAeadTagSize;
+  std::memcpy(nonce.data(), record.data(), nonce.size());
+  std::memcpy(tag.data(), record.data() + kAeadNonceSize + n, tag.size());
+  Bytes out(n);
+  RETURN_IF_ERROR(Open(aad, nonce, tag, record.subspan(kAeadNonceSize, n), out));
+  return out;
+}
+
+}  // namespace cloister::crypto

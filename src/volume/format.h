@@ -1,0 +1,189 @@
+// The protected-volume format, version 1: pure encoding and decoding of the
+// on-disk structures, and the geometry of the per-file hash tree. Nothing
+// here performs I/O. docs/volume-format.md is the normative description;
+// the constants and layouts below must match it byte for byte.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/secret.h"
+#include "cloister/status.h"
+#include "crypto/crypto.h"
+
+namespace cloister::volume::format {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kIdSize = 16;
+constexpr size_t kEntrySize = 32;
+constexpr uint32_t kMinChunkSize = 512;
+constexpr uint32_t kMaxChunkSize = 65536;
+constexpr uint32_t kDefaultChunkSize = 4096;
+constexpr uint64_t kMaxFileSize = uint64_t{1} << 48;
+constexpr size_t kMaxNameLength = 255;
+constexpr size_t kMaxSymlinkLength = 4095;
+constexpr size_t kMaxManifestSize = size_t{256} << 20;
+
+// File names inside a volume directory.
+constexpr char kHeaderFile[] = "cloister-volume";
+constexpr char kManifestFile[] = "manifest";
+constexpr char kObjectsDir[] = "objects";
+constexpr char kJournalPrefix[] = "journal.";
+
+using Id = std::array<uint8_t, kIdSize>;
+using Entry = std::array<uint8_t, kEntrySize>;
+using Tag = crypto::Digest;
+
+bool IsZero(std::span<const uint8_t> bytes);
+
+// ---- Header -------------------------------------------------------------
+
+constexpr uint32_t kFlagAuthenticatedOnly = 1;
+
+struct Header {
+  uint32_t version = kFormatVersion;
+  uint32_t flags = 0;
+  uint32_t chunk_size = kDefaultChunkSize;
+  Id volume_id{};
+};
+constexpr size_t kHeaderSize = 8 + 4 + 4 + 4 + 4 + kIdSize + 32;
+
+// Header bytes with their MAC (computed with the header key).
+Bytes EncodeHeader(const Header& h, const SecretBytes& header_key);
+// Parses the unauthenticated fields, so the keys can be derived; the caller
+// then checks the MAC with VerifyHeader.
+StatusOr<Header> ParseHeader(std::span<const uint8_t> bytes);
+bool VerifyHeader(std::span<const uint8_t> bytes, const SecretBytes& header_key);
+Status ValidateChunkSize(uint32_t chunk_size);
+
+// ---- Keys ---------------------------------------------------------------
+
+struct VolumeKeys {
+  SecretBytes header;    // HMAC key over the header
+  SecretBytes metadata;  // AES-256-GCM: manifest and journal commits
+  SecretBytes tag;       // HMAC key for volume tags
+};
+StatusOr<VolumeKeys> DeriveVolumeKeys(const SecretBytes& volume_key, const Id& volume_id);
+StatusOr<SecretBytes> DeriveHeaderKey(const SecretBytes& volume_key, const Id& volume_id);
+StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& volume_key,
+                                      const Id& volume_id, const Id& object_id);
+
+// ---- Manifest -----------------------------------------------------------
+
+enum class InodeType : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
+constexpr uint64_t kRootIno = 1;
+
+struct InodeRecord {
+  uint64_t ino = 0;
+  uint64_t parent = 0;
+  InodeType type = InodeType::kFile;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  std::string name;
+  // Files:
+  uint64_t size = 0;
+  Id object_id{};
+  uint64_t encryptions = 0;
+  std::vector<Entry> root;  // root node entries, trailing zero entries trimmed
+  // Symlinks:
+  std::string target;
+};
+
+struct Manifest {
+  uint64_t seq = 0;
+  uint64_t next_ino = 2;
+  std::vector<InodeRecord> inodes;  // sorted by ino
+};
+
+Bytes EncodeManifest(const Manifest& m);
+// Decodes and checks structural invariants (unique inodes, a rooted tree,
+// valid names, root entries within the fanout). Input is untrusted.
+StatusOr<Manifest> DecodeManifest(std::span<const uint8_t> bytes, uint32_t chunk_size);
+
+// The volume tag: HMAC(tag key, label || volume id || seq || SHA-256(manifest)).
+Tag ComputeTag(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq,
+               std::span<const uint8_t> manifest_bytes);
+
+// Base manifest file: magic, version, seq, then the sealed manifest.
+Bytes ManifestAad(const Id& volume_id, uint64_t seq);
+Bytes EncodeManifestFile(uint64_t seq, std::span<const uint8_t> sealed);
+struct ManifestFile {
+  uint64_t seq;
+  std::span<const uint8_t> sealed;
+};
+StatusOr<ManifestFile> ParseManifestFile(std::span<const uint8_t> bytes);
+
+// ---- Hash tree geometry ---------------------------------------------------
+
+// Entries per node.
+inline uint32_t Fanout(uint32_t chunk_size) { return chunk_size / kEntrySize; }
+inline uint64_t ChunkCount(uint64_t size, uint32_t chunk_size) {
+  return (size + chunk_size - 1) / chunk_size;
+}
+// Tree height for n chunks: 0 for none, else the least h >= 1 with F^h >= n.
+uint32_t TreeHeight(uint64_t chunks, uint32_t fanout);
+// F^e (saturating at 2^63).
+uint64_t Power(uint64_t fanout, uint32_t e);
+// Position (in nodes) of interior node (level >= 1, index) in the node
+// object: post-order over an unbounded tree, so no node moves when a file
+// grows.
+uint64_t NodePosition(uint32_t level, uint64_t index, uint32_t fanout);
+// Node-object length needed for the non-root nodes of a file with n chunks.
+uint64_t NodeExtent(uint64_t chunks, uint32_t chunk_size);
+
+// Node hash, binding the node to its object, level and index.
+crypto::Digest NodeHash(const Id& object_id, uint32_t level, uint64_t index,
+                        std::span<const uint8_t> node);
+
+// Associated data of a chunk: volume id || object id || chunk index.
+constexpr size_t kChunkAadSize = 2 * kIdSize + 8;
+void ChunkAad(const Id& volume_id, const Id& object_id, uint64_t index,
+              uint8_t out[kChunkAadSize]);
+
+// Leaf entry: nonce (12) || GCM tag (16) || flags (u32, bit 0 = present).
+Entry MakeLeaf(const crypto::Nonce& nonce, const crypto::AeadTag& tag);
+bool ParseLeaf(const Entry& e, crypto::Nonce& nonce, crypto::AeadTag& tag);
+
+// ---- Journal ----------------------------------------------------------------
+
+enum class FrameType : uint8_t { kPage = 1, kCommit = 2 };
+enum class PageKind : uint8_t { kData = 0, kNode = 1 };
+constexpr size_t kFrameHeaderSize = 12;
+constexpr uint32_t kFrameMagic = 0x464a4c43;  // "CLJF"
+
+std::string JournalName(uint64_t generation);
+std::optional<uint64_t> ParseJournalName(const std::string& name);
+
+// PAGE: object id, kind, offset, page bytes.
+Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
+                      std::span<const uint8_t> page);
+// COMMIT: seq and a sealed record of (digest of the txn's page frames ||
+// manifest bytes).
+Bytes EncodeCommitFrame(uint64_t seq, std::span<const uint8_t> sealed);
+Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq);
+
+struct Frame {
+  FrameType type;
+  size_t total_size;  // header + body
+  // PAGE
+  Id object{};
+  PageKind kind = PageKind::kData;
+  uint64_t offset = 0;
+  size_t page_offset_in_frame = 0;  // where the page bytes start
+  // COMMIT
+  uint64_t seq = 0;
+  std::span<const uint8_t> sealed;
+};
+// Parses one frame from the start of `bytes` (which may hold more).
+// nullopt if the bytes do not hold a complete, well-formed frame.
+std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_size);
+// Length of the body announced by a frame header, if the header is sane.
+std::optional<size_t> FrameBodyLength(std::span<const uint8_t> header, uint32_t chunk_size);
+
+}  // namespace cloister::volume::format

@@ -1,0 +1,94 @@
+// Journal scanning and the small helpers shared by the volume code.
+#include <algorithm>
+
+#include "volume/volume_internal.h"
+
+namespace cloister::volume::internal {
+
+void MergeExtents(ExtentMap& into, const ExtentMap& from) {
+  for (const auto& [id, e] : from) {
+    Extent& x = into[id];
+    x.data = std::max(x.data, e.data);
+    x.node = std::max(x.node, e.node);
+  }
+}
+
+ExtentMap ExtentsOf(const format::Manifest& m, uint32_t chunk_size) {
+  ExtentMap out;
+  for (const auto& in : m.inodes) {
+    if (in.type != format::InodeType::kFile) continue;
+    uint64_t chunks = format::ChunkCount(in.size, chunk_size);
+    out[in.object_id] = Extent{chunks * chunk_size, format::NodeExtent(chunks, chunk_size)};
+  }
+  return out;
+}
+
+std::string ObjectName(const Id& id, format::PageKind kind) {
+  std::string name = HexEncode(id);
+  if (kind == format::PageKind::kNode) name += ".m";
+  return name;
+}
+
+bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
+  std::string hex = name;
+  *kind = format::PageKind::kData;
+  if (hex.size() == 34 && hex.compare(32, 2, ".m") == 0) {
+    hex.resize(32);
+    *kind = format::PageKind::kNode;
+  }
+  if (hex.size() != 32) return false;
+  auto bytes = HexDecode(hex);
+  if (!bytes || HexEncode(*bytes) != hex) return false;
+  std::copy(bytes->begin(), bytes->end(), id->begin());
+  return true;
+}
+
+Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
+                   uint32_t chunk_size, crypto::Aead& metadata_aead,
+                   const std::function<Status(ScannedTxn&&)>& on_txn,
+                   uint64_t* valid_end, uint64_t* file_size) {
+  ASSIGN_OR_RETURN(uint64_t size, file.Size());
+  *file_size = size;
+  *valid_end = 0;
+  uint64_t off = 0;
+  crypto::Sha256Hasher hasher;
+  ScannedTxn txn;
+  Bytes frame;
+  while (off + format::kFrameHeaderSize <= size) {
+    frame.resize(format::kFrameHeaderSize);
+    size_t got = 0;
+    RETURN_IF_ERROR(file.ReadAt(off, frame, &got));
+    if (got < frame.size()) break;
+    auto body = format::FrameBodyLength(frame, chunk_size);
+    if (!body || off + format::kFrameHeaderSize + *body > size) break;
+    frame.resize(format::kFrameHeaderSize + *body);
+    RETURN_IF_ERROR(file.ReadAt(off + format::kFrameHeaderSize,
+                                std::span<uint8_t>(frame).subspan(format::kFrameHeaderSize),
+                                &got));
+    if (got < *body) break;
+    auto f = format::ParseFrame(frame, chunk_size);
+    if (!f) break;
+    if (f->type == format::FrameType::kPage) {
+      hasher.Update(frame);
+      txn.pages.push_back({PageKey{f->object, f->kind, f->offset}, off + f->page_offset_in_frame});
+    } else {
+      crypto::Digest digest = hasher.Finish();
+      auto plain = metadata_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq),
+                                            f->sealed);
+      if (!plain.ok() || plain->size() < 32 ||
+          !ConstantTimeEquals(std::span<const uint8_t>(plain->data(), 32), digest)) {
+        break;
+      }
+      txn.seq = f->seq;
+      txn.end = off + f->total_size;
+      txn.manifest.assign(plain->begin() + 32, plain->end());
+      *valid_end = txn.end;
+      RETURN_IF_ERROR(on_txn(std::move(txn)));
+      txn = ScannedTxn();
+    }
+    off += f->total_size;
+  }
+  return Status::Ok();
+}
+
+}  // namespace cloister::volume::internal

@@ -1,0 +1,1564 @@
+// The protected-volume implementation. The format is described normatively
+// in docs/volume-format.md; this file explains why the code does what it
+// does where that is not obvious.
+//
+// Shape of the implementation:
+//  - The namespace (inodes, names, sizes, per-file hash-tree roots) lives in
+//    memory and is written whole, encrypted, with every commit.
+//  - Each file's data lives in its own object file, one chunk per slot; the
+//    interior nodes of its hash tree live in a second object file.
+//  - Writes to a location that some retained committed state still refers
+//    to go to the journal (redo log) instead of overwriting it; writes to
+//    fresh locations go straight to the object. A commit is durable once its
+//    commit frame is synced. Checkpoints copy journaled pages into place.
+#include "cloister/volume.h"
+
+#include <algorithm>
+#include <chrono>
+#include <list>
+#include <mutex>
+#include <set>
+
+#include "base/secret.h"
+#include "crypto/crypto.h"
+#include "os/env.h"
+#include "volume/format.h"
+#include "volume/volume_internal.h"
+
+namespace cloister::volume {
+
+std::string TagToHex(const Tag& tag) { return HexEncode(tag); }
+
+StatusOr<Tag> TagFromHex(std::string_view hex) {
+  auto bytes = HexDecode(hex);
+  if (!bytes || bytes->size() != 32) {
+    return InvalidArgument("a volume tag is 64 hexadecimal digits");
+  }
+  Tag t;
+  std::copy(bytes->begin(), bytes->end(), t.begin());
+  return t;
+}
+
+namespace {
+
+using format::Entry;
+using format::Id;
+using format::InodeType;
+using format::PageKind;
+using internal::Extent;
+using internal::ExtentMap;
+using internal::IdHash;
+using internal::PageKey;
+using internal::PageKeyHash;
+
+constexpr size_t kBatchChunks = 256;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct NodeKey {
+  Id obj;
+  uint32_t level;
+  uint64_t index;
+  bool operator==(const NodeKey& o) const {
+    return obj == o.obj && level == o.level && index == o.index;
+  }
+};
+struct NodeKeyHash {
+  size_t operator()(const NodeKey& k) const {
+    return IdHash()(k.obj) ^ (k.index * 0x9e3779b97f4a7c15ull) ^ (size_t{k.level} << 56);
+  }
+};
+
+struct Inode {
+  format::InodeRecord rec;  // for files, rec.root always holds F entries
+  uint32_t height = 0;      // tree height for the current size
+  std::map<std::string, uint64_t> children;
+  int open_count = 0;
+  bool linked = true;
+};
+
+struct CachedNode {
+  Bytes data;
+  bool dirty = false;
+  std::list<NodeKey>::iterator lru;
+};
+
+struct Journal {
+  uint64_t gen = 0;
+  std::unique_ptr<os::File> file;
+  uint64_t size = 0;
+};
+
+struct JournalLoc {
+  uint64_t gen;
+  uint64_t offset;
+};
+
+FileType ToFileType(InodeType t) {
+  switch (t) {
+    case InodeType::kFile: return FileType::kFile;
+    case InodeType::kDirectory: return FileType::kDirectory;
+    case InodeType::kSymlink: return FileType::kSymlink;
+  }
+  return FileType::kFile;
+}
+
+StatusOr<std::vector<std::string>> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    if (part == "..") return InvalidArgument("'..' is not allowed in volume paths");
+    if (!part.empty() && part != ".") {
+      if (part.size() > format::kMaxNameLength) return InvalidArgument("file name too long");
+      if (part.find('\0') != std::string_view::npos) return InvalidArgument("NUL in path");
+      parts.emplace_back(part);
+    }
+    i = j + 1;
+  }
+  return parts;
+}
+
+class VolumeImpl;
+
+class FileImpl final : public File {
+ public:
+  FileImpl(VolumeImpl* v, uint64_t ino, bool writable) : v_(v), ino_(ino), writable_(writable) {}
+  ~FileImpl() override;
+  StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> buf) override;
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+  Status Truncate(uint64_t size) override;
+  StatusOr<Stat> GetStat() override;
+
+ private:
+  VolumeImpl* v_;
+  uint64_t ino_;
+  bool writable_;
+};
+
+class VolumeImpl final : public Volume {
+ public:
+  VolumeImpl(os::Env& env, std::string dir, const OpenOptions& opts)
+      : env_(env), dir_(std::move(dir)), objects_dir_(os::JoinPath(dir_, format::kObjectsDir)),
+        opts_(opts) {}
+
+  Status Init(const SecretBytes& key);
+
+  // ---- Volume API ----
+  StatusOr<Stat> GetStat(std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    return StatOf(inodes_.at(ino));
+  }
+
+  StatusOr<std::vector<DirEntry>> List(std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    const Inode& d = inodes_.at(ino);
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    std::vector<DirEntry> out;
+    for (const auto& [name, child] : d.children) {
+      out.push_back({name, ToFileType(inodes_.at(child).rec.type), child});
+    }
+    return out;
+  }
+
+  Status Mkdir(std::string_view path, uint32_t mode) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path));
+    Inode& in = NewInode(pn.first, pn.second, InodeType::kDirectory, mode);
+    (void)in;
+    return Status::Ok();
+  }
+
+  Status Rmdir(std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    Inode& d = inodes_.at(ino);
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    if (ino == format::kRootIno) return PermissionDenied("cannot remove the volume's root");
+    if (!d.children.empty()) return DirectoryNotEmpty(std::string(path));
+    Unlink(ino);
+    return Status::Ok();
+  }
+
+  Status Remove(std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    if (inodes_.at(ino).rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    Unlink(ino);
+    return Status::Ok();
+  }
+
+  Status Rename(std::string_view from, std::string_view to) override;
+
+  Status Symlink(std::string_view target, std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    if (target.empty() || target.size() > format::kMaxSymlinkLength) {
+      return InvalidArgument("invalid symlink target");
+    }
+    ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path));
+    Inode& in = NewInode(pn.first, pn.second, InodeType::kSymlink, 0777);
+    in.rec.target = std::string(target);
+    return Status::Ok();
+  }
+
+  StatusOr<std::string> ReadLink(std::string_view path) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    const Inode& in = inodes_.at(ino);
+    if (in.rec.type != InodeType::kSymlink) return InvalidArgument(std::string(path) + " is not a symlink");
+    return in.rec.target;
+  }
+
+  Status Chmod(std::string_view path, uint32_t mode) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    inodes_.at(ino).rec.mode = mode & 07777;
+    meta_dirty_ = true;
+    return Status::Ok();
+  }
+
+  Status SetMtime(std::string_view path, int64_t ns) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    inodes_.at(ino).rec.mtime_ns = ns;
+    meta_dirty_ = true;
+    return Status::Ok();
+  }
+
+  Status Truncate(std::string_view path, uint64_t size) override {
+    std::lock_guard<std::mutex> l(mu_);
+    RETURN_IF_ERROR(CheckWritable());
+    ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
+    Inode& f = inodes_.at(ino);
+    if (f.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    if (f.rec.type != InodeType::kFile) return InvalidArgument(std::string(path) + " is not a file");
+    return Guard(TruncateInode(f, size));
+  }
+
+  StatusOr<std::unique_ptr<File>> OpenFile(std::string_view path, const OpenFlags& flags) override;
+  StatusOr<Tag> Commit() override;
+  bool HasUncommittedChanges() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return Dirty();
+  }
+  VolumeInfo Info() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return VolumeInfo{
+        (header_.flags & format::kFlagAuthenticatedOnly) ? Protection::kAuthenticatedOnly
+                                                          : Protection::kEncrypted,
+        C_, seq_, tag_, HexEncode(header_.volume_id)};
+  }
+  StatusOr<VerifyReport> Verify() override;
+
+  // ---- used by FileImpl ----
+  StatusOr<size_t> FileRead(uint64_t ino, uint64_t off, std::span<uint8_t> buf);
+  Status FileWrite(uint64_t ino, uint64_t off, std::span<const uint8_t> data);
+  Status FileTruncate(uint64_t ino, uint64_t size);
+  StatusOr<Stat> FileStat(uint64_t ino) {
+    std::lock_guard<std::mutex> l(mu_);
+    return StatOf(inodes_.at(ino));
+  }
+  void FileClosed(uint64_t ino);
+
+ private:
+  friend class FileImpl;
+
+  // ---- namespace ----
+  StatusOr<uint64_t> Resolve(std::string_view path);
+  StatusOr<std::pair<uint64_t, std::string>> ResolveParent(std::string_view path);
+  Inode& NewInode(uint64_t parent, const std::string& name, InodeType type, uint32_t mode);
+  void Unlink(uint64_t ino);
+  void FreeInode(uint64_t ino);
+  std::string PathOf(uint64_t ino);
+  Stat StatOf(const Inode& in) {
+    Stat s;
+    s.ino = in.rec.ino;
+    s.type = ToFileType(in.rec.type);
+    s.mode = in.rec.mode;
+    s.size = in.rec.type == InodeType::kFile      ? in.rec.size
+             : in.rec.type == InodeType::kSymlink ? in.rec.target.size()
+                                                  : 0;
+    s.mtime_ns = in.rec.mtime_ns;
+    return s;
+  }
+  Status CheckWritable() {
+    if (read_only_) return PermissionDenied("the volume is open read-only");
+    return broken_;
+  }
+  bool Dirty() const { return meta_dirty_ || !dirty_by_obj_.empty() || !txn_inplace_.empty() || txn_pages_; }
+  // An I/O failure in the middle of a write leaves memory and disk out of
+  // step; from then on the volume refuses further changes (the disk still
+  // holds the last commit).
+  Status Guard(Status s) {
+    if (!s.ok() && s.code() != StatusCode::kIntegrity && s.code() != StatusCode::kInvalidArgument &&
+        broken_.ok()) {
+      broken_ = FailedPrecondition("an earlier write failed (" + s.message() +
+                                   "); reopen the volume to continue from its last commit");
+    }
+    return s;
+  }
+  format::Manifest BuildManifest(uint64_t seq);
+  Status LoadManifest(const format::Manifest& m);
+
+  // ---- hash tree ----
+  uint64_t Pow(uint32_t e) const { return pow_[e]; }
+  StatusOr<uint8_t*> GetNode(const Id& obj, uint32_t level, uint64_t index, const uint8_t* expected);
+  StatusOr<uint8_t*> LeafEntry(Inode& f, uint64_t chunk, bool for_write);
+  void MarkDirty(const Id& obj, uint32_t level, uint64_t index);
+  void DropNodes(const Id& obj, const std::function<bool(uint32_t, uint64_t)>& pred);
+  Status FlushNodes(Inode& f);
+  Status FlushAll();
+  Status MaybeEvict();
+  void GrowTree(Inode& f, uint64_t chunks);
+  Status TruncateInode(Inode& f, uint64_t size);
+  Status Rekey(Inode& f);
+
+  // ---- chunks ----
+  StatusOr<crypto::Aead*> AeadFor(const Id& obj);
+  Status ReadChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* out);
+  Status WriteChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* plain);
+  Status WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> data);
+
+  // ---- pages, objects, journal ----
+  StatusOr<os::File*> ObjectFile(const Id& obj, PageKind kind, bool for_write);
+  Status ReadPage(const PageKey& key, std::span<uint8_t> out, size_t* got);
+  Status WritePages(const Id& obj, PageKind kind, uint64_t offset, std::span<const uint8_t> pages);
+  Status EnsureJournal();
+  Status Append(std::span<const uint8_t> frame, uint64_t* at);
+  Status Checkpoint();
+  Status CollectGarbage(bool trim);
+  void RecomputeProtected() {
+    protected_ = base_ext_;
+    for (auto& [g, e] : journal_ext_) internal::MergeExtents(protected_, e);
+  }
+  std::set<Id> Referenced() {
+    std::set<Id> refs;
+    for (auto& [id, e] : base_ext_) refs.insert(id);
+    for (auto& [g, m] : journal_ext_)
+      for (auto& [id, e] : m) refs.insert(id);
+    for (auto& [ino, in] : inodes_)
+      if (in.rec.type == InodeType::kFile) refs.insert(in.rec.object_id);
+    return refs;
+  }
+
+  os::Env& env_;
+  std::string dir_;
+  std::string objects_dir_;
+  OpenOptions opts_;
+  std::mutex mu_;
+  Status broken_;
+
+  SecretBytes key_;
+  format::Header header_;
+  format::VolumeKeys keys_;
+  std::unique_ptr<crypto::Aead> meta_aead_;
+  uint32_t C_ = 0;
+  uint32_t F_ = 0;
+  bool auth_only_ = false;
+  bool read_only_ = false;
+  uint64_t pow_[64] = {};
+
+  uint64_t seq_ = 0;
+  Tag tag_{};
+  uint64_t base_seq_ = 0;
+
+  std::unordered_map<uint64_t, Inode> inodes_;
+  std::unordered_map<Id, uint64_t, IdHash> obj_to_ino_;
+  uint64_t next_ino_ = 2;
+  bool meta_dirty_ = false;
+
+  std::unordered_map<NodeKey, CachedNode, NodeKeyHash> cache_;
+  std::list<NodeKey> lru_;
+  std::unordered_map<Id, std::set<std::pair<uint32_t, uint64_t>>, IdHash> cached_by_obj_;
+  std::unordered_map<Id, std::set<std::pair<uint32_t, uint64_t>>, IdHash> dirty_by_obj_;
+
+  struct ObjectFiles {
+    std::unique_ptr<os::File> f[2];
+    bool writable[2] = {false, false};
+  };
+  std::unordered_map<Id, ObjectFiles, IdHash> objects_;
+  std::unordered_map<Id, std::unique_ptr<crypto::Aead>, IdHash> aeads_;
+
+  std::vector<Journal> journals_;
+  bool need_new_journal_ = false;
+  uint64_t next_gen_ = 1;
+  uint64_t journal_tail_bytes_ = 0;
+  std::unordered_map<PageKey, JournalLoc, PageKeyHash> overlay_;
+  ExtentMap base_ext_;
+  std::map<uint64_t, ExtentMap> journal_ext_;
+  ExtentMap protected_;
+
+  crypto::Sha256Hasher txn_hash_;
+  bool txn_pages_ = false;
+  std::set<std::pair<Id, int>> txn_inplace_;
+  bool txn_created_objects_ = false;
+  bool txn_created_journal_ = false;
+};
+
+// ======================================================================
+// Opening
+
+Status VolumeImpl::Init(const SecretBytes& key) {
+  if (key.size() != kVolumeKeySize) return InvalidArgument("a volume key is 32 bytes");
+  key_ = key;
+  read_only_ = opts_.read_only;
+  auto header_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kHeaderFile));
+  if (!header_bytes.ok()) {
+    if (header_bytes.status().code() == StatusCode::kNotFound) {
+      return NotFound("not a Cloister volume (no " + std::string(format::kHeaderFile) + " file)");
+    }
+    return header_bytes.status();
+  }
+  ASSIGN_OR_RETURN(header_, format::ParseHeader(*header_bytes));
+  ASSIGN_OR_RETURN(keys_, format::DeriveVolumeKeys(key_, header_.volume_id));
+  if (!format::VerifyHeader(*header_bytes, keys_.header)) {
+    return IntegrityError("the volume header does not authenticate: wrong key, or the header was modified");
+  }
+  C_ = header_.chunk_size;
+  F_ = format::Fanout(C_);
+  auth_only_ = (header_.flags & format::kFlagAuthenticatedOnly) != 0;
+  for (uint32_t i = 0; i < 64; ++i) pow_[i] = format::Power(F_, i);
+  ASSIGN_OR_RETURN(meta_aead_, crypto::Aead::New(keys_.metadata));
+
+  // Base manifest (the last checkpoint).
+  auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile));
+  if (!mf_bytes.ok()) {
+    if (mf_bytes.status().code() == StatusCode::kNotFound) {
+      return IntegrityError("the manifest is missing");
+    }
+    return mf_bytes.status();
+  }
+  ASSIGN_OR_RETURN(auto mf, format::ParseManifestFile(*mf_bytes));
+  auto base_plain = meta_aead_->OpenRecord(format::ManifestAad(header_.volume_id, mf.seq), mf.sealed);
+  if (!base_plain.ok()) return IntegrityError("the manifest does not authenticate");
+  ASSIGN_OR_RETURN(format::Manifest base, format::DecodeManifest(*base_plain, C_));
+  if (base.seq != mf.seq) return IntegrityError("the manifest's sequence number does not match");
+  base_seq_ = base.seq;
+  Tag base_tag = format::ComputeTag(keys_.tag, header_.volume_id, base.seq, *base_plain);
+  base_ext_ = internal::ExtentsOf(base, C_);
+
+  // Journals, oldest first.
+  ASSIGN_OR_RETURN(auto names, env_.ListDir(dir_));
+  std::vector<uint64_t> gens;
+  for (const auto& n : names) {
+    if (auto g = format::ParseJournalName(n)) gens.push_back(*g);
+  }
+  std::sort(gens.begin(), gens.end());
+  next_gen_ = gens.empty() ? 1 : gens.back() + 1;
+
+  // Pass 1: find every committed state and pick the one to open.
+  struct StateRef {
+    uint64_t seq;
+    Tag tag;
+  };
+  std::vector<StateRef> states{{base.seq, base_tag}};
+  std::vector<std::unique_ptr<os::File>> files;
+  std::vector<uint64_t> valid_ends, sizes;
+  uint64_t last_seq = base.seq;
+  bool broken_chain = false;
+  for (uint64_t g : gens) {
+    ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(g)),
+                                              read_only_ ? os::OpenMode::kReadOnly : os::OpenMode::kReadWrite));
+    uint64_t valid_end = 0, size = 0;
+    RETURN_IF_ERROR(internal::ScanJournal(
+        *file, header_.volume_id, g, C_, *meta_aead_,
+        [&](internal::ScannedTxn&& t) -> Status {
+          if (broken_chain || t.seq <= base.seq) return Status::Ok();
+          if (t.seq != last_seq + 1) {
+            broken_chain = true;
+            return Status::Ok();
+          }
+          auto m = format::DecodeManifest(t.manifest, C_);
+          if (!m.ok() || m->seq != t.seq) {
+            broken_chain = true;
+            return Status::Ok();
+          }
+          last_seq = t.seq;
+          states.push_back({t.seq, format::ComputeTag(keys_.tag, header_.volume_id, t.seq, t.manifest)});
+          return Status::Ok();
+        },
+        &valid_end, &size));
+    files.push_back(std::move(file));
+    valid_ends.push_back(valid_end);
+    sizes.push_back(size);
+  }
+
+  size_t chosen = states.size() - 1;
+  if (opts_.expected_tag) {
+    bool found = false;
+    for (size_t i = states.size(); i-- > 0;) {
+      if (ConstantTimeEquals(states[i].tag, *opts_.expected_tag)) {
+        chosen = i;
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      return StaleError("the volume is at commit " + std::to_string(states.back().seq) + " (tag " +
+                        TagToHex(states.back().tag).substr(0, 16) +
+                        "...), not in the expected state: it was rolled back, replaced, or never "
+                        "received that commit");
+    }
+  }
+  const uint64_t chosen_seq = states[chosen].seq;
+  seq_ = chosen_seq;
+  tag_ = states[chosen].tag;
+
+  // Pass 2: overlay, extents and the chosen manifest.
+  Bytes chosen_manifest = chosen_seq == base.seq ? std::move(*base_plain) : Bytes();
+  std::vector<bool> retained(gens.size(), false);
+  std::vector<uint64_t> truncate_at(gens.size(), 0);
+  for (size_t k = 0; k < gens.size(); ++k) {
+    uint64_t dummy_end = 0, dummy_size = 0;
+    RETURN_IF_ERROR(internal::ScanJournal(
+        *files[k], header_.volume_id, gens[k], C_, *meta_aead_,
+        [&](internal::ScannedTxn&& t) -> Status {
+          if (t.seq <= base.seq || t.seq > chosen_seq) return Status::Ok();
+          retained[k] = true;
+          truncate_at[k] = t.end;
+          for (auto& [key, at] : t.pages) overlay_[key] = JournalLoc{gens[k], at};
+          ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
+          internal::MergeExtents(journal_ext_[gens[k]], internal::ExtentsOf(m, C_));
+          if (t.seq == chosen_seq) chosen_manifest = std::move(t.manifest);
+          return Status::Ok();
+        },
+        &dummy_end, &dummy_size));
+  }
+  ASSIGN_OR_RETURN(format::Manifest current, format::DecodeManifest(chosen_manifest, C_));
+  RETURN_IF_ERROR(LoadManifest(current));
+  RecomputeProtected();
+
+  for (size_t k = 0; k < gens.size(); ++k) {
+    if (retained[k]) {
+      journal_tail_bytes_ += sizes[k] - truncate_at[k];
+      journals_.push_back(Journal{gens[k], std::move(files[k]), truncate_at[k]});
+    } else {
+      journal_tail_bytes_ += sizes[k];
+    }
+  }
+  if (read_only_) {
+    // Keep the non-retained journals out of the picture entirely.
+    return Status::Ok();
+  }
+
+  // Writable: discard everything after the chosen state, then clean up.
+  bool changed = false;
+  for (size_t k = 0; k < gens.size(); ++k) {
+    if (!retained[k]) {
+      files[k].reset();
+      RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(dir_, format::JournalName(gens[k]))));
+      changed = true;
+    }
+  }
+  for (Journal& j : journals_) {
+    ASSIGN_OR_RETURN(uint64_t size, j.file->Size());
+    if (size != j.size) {
+      RETURN_IF_ERROR(j.file->Truncate(j.size));
+      RETURN_IF_ERROR(j.file->Sync());
+    }
+  }
+  if (changed) RETURN_IF_ERROR(env_.SyncDir(dir_));
+  journal_tail_bytes_ = 0;
+  env_.RemoveFile(os::JoinPath(dir_, std::string(format::kManifestFile) + ".tmp")).ok();
+  RETURN_IF_ERROR(CollectGarbage(/*trim=*/true));
+  return Status::Ok();
+}
+
+Status VolumeImpl::LoadManifest(const format::Manifest& m) {
+  inodes_.clear();
+  obj_to_ino_.clear();
+  next_ino_ = m.next_ino;
+  for (const auto& rec : m.inodes) {
+    Inode in;
+    in.rec = rec;
+    if (rec.type == InodeType::kFile) {
+      in.rec.root.resize(F_, Entry{});
+      in.height = format::TreeHeight(format::ChunkCount(rec.size, C_), F_);
+      obj_to_ino_[rec.object_id] = rec.ino;
+    }
+    inodes_.emplace(rec.ino, std::move(in));
+  }
+  for (auto& [ino, in] : inodes_) {
+    if (ino != format::kRootIno) inodes_.at(in.rec.parent).children[in.rec.name] = ino;
+  }
+  return Status::Ok();
+}
+
+format::Manifest VolumeImpl::BuildManifest(uint64_t seq) {
+  format::Manifest m;
+  m.seq = seq;
+  m.next_ino = next_ino_;
+  for (const auto& [ino, in] : inodes_) {
+    if (!in.linked) continue;
+    format::InodeRecord rec = in.rec;
+    if (rec.type == InodeType::kFile) {
+      while (!rec.root.empty() && format::IsZero(rec.root.back())) rec.root.pop_back();
+    }
+    m.inodes.push_back(std::move(rec));
+  }
+  std::sort(m.inodes.begin(), m.inodes.end(),
+            [](const format::InodeRecord& a, const format::InodeRecord& b) { return a.ino < b.ino; });
+  return m;
+}
+
+// ======================================================================
+// Namespace
+
+StatusOr<uint64_t> VolumeImpl::Resolve(std::string_view path) {
+  ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  uint64_t cur = format::kRootIno;
+  for (const auto& p : parts) {
+    const Inode& d = inodes_.at(cur);
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    auto it = d.children.find(p);
+    if (it == d.children.end()) return NotFound(std::string(path) + ": no such file or directory");
+    cur = it->second;
+  }
+  return cur;
+}
+
+StatusOr<std::pair<uint64_t, std::string>> VolumeImpl::ResolveParent(std::string_view path) {
+  ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  if (parts.empty()) return InvalidArgument("the volume's root has no parent");
+  std::string leaf = parts.back();
+  parts.pop_back();
+  uint64_t cur = format::kRootIno;
+  for (const auto& p : parts) {
+    const Inode& d = inodes_.at(cur);
+    auto it = d.children.find(p);
+    if (it == d.children.end()) return NotFound(std::string(path) + ": no such file or directory");
+    cur = it->second;
+    if (inodes_.at(cur).rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+  }
+  return std::make_pair(cur, leaf);
+}
+
+Inode& VolumeImpl::NewInode(uint64_t parent, const std::string& name, InodeType type,
+                            uint32_t mode) {
+  Inode in;
+  in.rec.ino = next_ino_++;
+  in.rec.parent = parent;
+  in.rec.type = type;
+  in.rec.mode = mode & 07777;
+  in.rec.mtime_ns = NowNs();
+  in.rec.name = name;
+  if (type == InodeType::kFile) {
+    // A fresh random object id: object names reveal nothing about paths,
+    // and a re-created file never shares keys or locations with the old one.
+    if (!crypto::RandomBytes(in.rec.object_id).ok()) std::abort();
+    in.rec.root.assign(F_, Entry{});
+    obj_to_ino_[in.rec.object_id] = in.rec.ino;
+  }
+  uint64_t ino = in.rec.ino;
+  inodes_.at(parent).children[name] = ino;
+  inodes_.at(parent).rec.mtime_ns = in.rec.mtime_ns;
+  meta_dirty_ = true;
+  return inodes_.emplace(ino, std::move(in)).first->second;
+}
+
+void VolumeImpl::Unlink(uint64_t ino) {
+  Inode& in = inodes_.at(ino);
+  Inode& parent = inodes_.at(in.rec.parent);
+  parent.children.erase(in.rec.name);
+  parent.rec.mtime_ns = NowNs();
+  meta_dirty_ = true;
+  if (in.open_count > 0) {
+    in.linked = false;
+  } else {
+    FreeInode(ino);
+  }
+}
+
+void VolumeImpl::FreeInode(uint64_t ino) {
+  Inode& in = inodes_.at(ino);
+  if (in.rec.type == InodeType::kFile) {
+    Id obj = in.rec.object_id;
+    DropNodes(obj, [](uint32_t, uint64_t) { return true; });
+    obj_to_ino_.erase(obj);
+    aeads_.erase(obj);
+  }
+  inodes_.erase(ino);
+}
+
+std::string VolumeImpl::PathOf(uint64_t ino) {
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return "(unknown)";
+  if (!it->second.linked) return "(deleted file)";
+  std::string path;
+  while (ino != format::kRootIno) {
+    const Inode& in = inodes_.at(ino);
+    path = "/" + in.rec.name + path;
+    ino = in.rec.parent;
+  }
+  return path.empty() ? "/" : path;
+}
+
+Status VolumeImpl::Rename(std::string_view from, std::string_view to) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  ASSIGN_OR_RETURN(uint64_t src, Resolve(from));
+  if (src == format::kRootIno) return InvalidArgument("cannot rename the volume's root");
+  ASSIGN_OR_RETURN(auto pn, ResolveParent(to));
+  Inode& s = inodes_.at(src);
+  // Moving a directory below itself would detach it from the tree.
+  for (uint64_t p = pn.first; p != 0; p = inodes_.at(p).rec.parent) {
+    if (p == src) return InvalidArgument("cannot move a directory into itself");
+    if (p == format::kRootIno) break;
+  }
+  Inode& dst_dir = inodes_.at(pn.first);
+  auto existing = dst_dir.children.find(pn.second);
+  if (existing != dst_dir.children.end()) {
+    uint64_t victim = existing->second;
+    if (victim == src) return Status::Ok();
+    Inode& v = inodes_.at(victim);
+    if (s.rec.type == InodeType::kDirectory) {
+      if (v.rec.type != InodeType::kDirectory) return NotADirectory(std::string(to));
+      if (!v.children.empty()) return DirectoryNotEmpty(std::string(to));
+    } else if (v.rec.type == InodeType::kDirectory) {
+      return IsADirectory(std::string(to));
+    }
+    Unlink(victim);
+  }
+  Inode& old_parent = inodes_.at(s.rec.parent);
+  old_parent.children.erase(s.rec.name);
+  int64_t now = NowNs();
+  old_parent.rec.mtime_ns = now;
+  s.rec.parent = pn.first;
+  s.rec.name = pn.second;
+  inodes_.at(pn.first).children[pn.second] = src;
+  inodes_.at(pn.first).rec.mtime_ns = now;
+  meta_dirty_ = true;
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<File>> VolumeImpl::OpenFile(std::string_view path, const OpenFlags& flags) {
+  std::lock_guard<std::mutex> l(mu_);
+  bool write = flags.write || flags.create || flags.truncate;
+  if (write) RETURN_IF_ERROR(CheckWritable());
+  ASSIGN_OR_RETURN(auto parts, SplitPath(path));
+  if (parts.empty()) return IsADirectory("/");
+  ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
+  Inode& parent = inodes_.at(pn.first);
+  auto it = parent.children.find(pn.second);
+  uint64_t ino;
+  if (it != parent.children.end()) {
+    if (flags.create && flags.exclusive) return AlreadyExists(std::string(path));
+    ino = it->second;
+    Inode& in = inodes_.at(ino);
+    if (in.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    if (in.rec.type == InodeType::kSymlink) {
+      return InvalidArgument(std::string(path) + " is a symbolic link");
+    }
+    if (flags.truncate && in.rec.size != 0) RETURN_IF_ERROR(Guard(TruncateInode(in, 0)));
+  } else if (flags.create) {
+    ino = NewInode(pn.first, pn.second, InodeType::kFile, flags.mode).rec.ino;
+  } else {
+    return NotFound(std::string(path) + ": no such file or directory");
+  }
+  inodes_.at(ino).open_count++;
+  return std::unique_ptr<File>(new FileImpl(this, ino, write));
+}
+
+void VolumeImpl::FileClosed(uint64_t ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  Inode& in = inodes_.at(ino);
+  if (--in.open_count == 0 && !in.linked) FreeInode(ino);
+}
+
+// ======================================================================
+// Hash tree
+
+StatusOr<uint8_t*> VolumeImpl::GetNode(const Id& obj, uint32_t level, uint64_t index,
+                                       const uint8_t* expected) {
+  NodeKey key{obj, level, index};
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return it->second.data.data();
+  }
+  Bytes data(C_, 0);
+  if (!format::IsZero(std::span<const uint8_t>(expected, format::kEntrySize))) {
+    size_t got = 0;
+    uint64_t pos = format::NodePosition(level, index, F_) * C_;
+    RETURN_IF_ERROR(ReadPage(PageKey{obj, PageKind::kNode, pos}, data, &got));
+    crypto::Digest h = format::NodeHash(obj, level, index, data);
+    if (got != C_ || !ConstantTimeEquals(h, std::span<const uint8_t>(expected, 32))) {
+      auto ino = obj_to_ino_.find(obj);
+      return IntegrityError("file " + (ino == obj_to_ino_.end() ? "?" : PathOf(ino->second)) +
+                            ": hash-tree node " + std::to_string(level) + "/" + std::to_string(index) +
+                            (got != C_ ? " is missing" : " does not authenticate"));
+    }
+  }
+  lru_.push_front(key);
+  CachedNode& n = cache_[key];
+  n.data = std::move(data);
+  n.lru = lru_.begin();
+  cached_by_obj_[obj].insert({level, index});
+  return n.data.data();
+}
+
+void VolumeImpl::MarkDirty(const Id& obj, uint32_t level, uint64_t index) {
+  cache_.at(NodeKey{obj, level, index}).dirty = true;
+  dirty_by_obj_[obj].insert({level, index});
+}
+
+void VolumeImpl::DropNodes(const Id& obj, const std::function<bool(uint32_t, uint64_t)>& pred) {
+  auto c = cached_by_obj_.find(obj);
+  if (c == cached_by_obj_.end()) return;
+  auto d = dirty_by_obj_.find(obj);
+  for (auto it = c->second.begin(); it != c->second.end();) {
+    if (pred(it->first, it->second)) {
+      auto n = cache_.find(NodeKey{obj, it->first, it->second});
+      lru_.erase(n->second.lru);
+      cache_.erase(n);
+      if (d != dirty_by_obj_.end()) d->second.erase(*it);
+      it = c->second.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (c->second.empty()) cached_by_obj_.erase(c);
+  if (d != dirty_by_obj_.end() && d->second.empty()) dirty_by_obj_.erase(d);
+}
+
+StatusOr<uint8_t*> VolumeImpl::LeafEntry(Inode& f, uint64_t chunk, bool for_write) {
+  const uint32_t h = f.height;
+  if (h == 0 || chunk >= Pow(h)) return InternalError("chunk outside the hash tree");
+  uint8_t* entry = f.rec.root[chunk / Pow(h - 1)].data();
+  for (uint32_t level = h - 1; level >= 1; --level) {
+    uint64_t index = chunk / Pow(level);
+    ASSIGN_OR_RETURN(uint8_t * node, GetNode(f.rec.object_id, level, index, entry));
+    if (for_write) MarkDirty(f.rec.object_id, level, index);
+    entry = node + ((chunk / Pow(level - 1)) % F_) * format::kEntrySize;
+  }
+  return entry;
+}
+
+Status VolumeImpl::FlushNodes(Inode& f) {
+  auto d = dirty_by_obj_.find(f.rec.object_id);
+  if (d == dirty_by_obj_.end()) return Status::Ok();
+  const Id obj = f.rec.object_id;
+  // Children before parents: a parent's entries are the children's hashes.
+  std::set<std::pair<uint32_t, uint64_t>> dirty = std::move(d->second);
+  dirty_by_obj_.erase(d);
+  for (auto [level, index] : dirty) {
+    CachedNode& n = cache_.at(NodeKey{obj, level, index});
+    crypto::Digest h = format::NodeHash(obj, level, index, n.data);
+    RETURN_IF_ERROR(WritePages(obj, PageKind::kNode, format::NodePosition(level, index, F_) * C_, n.data));
+    n.dirty = false;
+    uint8_t* parent_entry;
+    if (level + 1 == f.height) {
+      parent_entry = f.rec.root[index % F_].data();
+    } else {
+      auto p = cache_.find(NodeKey{obj, level + 1, index / F_});
+      if (p == cache_.end()) return InternalError("dirty node without a cached parent");
+      parent_entry = p->second.data.data() + (index % F_) * format::kEntrySize;
+    }
+    std::copy(h.begin(), h.end(), parent_entry);
+  }
+  meta_dirty_ = true;
+  return Status::Ok();
+}
+
+Status VolumeImpl::FlushAll() {
+  while (!dirty_by_obj_.empty()) {
+    Id obj = dirty_by_obj_.begin()->first;
+    auto ino = obj_to_ino_.find(obj);
+    if (ino == obj_to_ino_.end()) return InternalError("dirty nodes of an unknown object");
+    RETURN_IF_ERROR(FlushNodes(inodes_.at(ino->second)));
+  }
+  return Status::Ok();
+}
+
+Status VolumeImpl::MaybeEvict() {
+  if (cache_.size() * C_ <= opts_.cache_bytes) return Status::Ok();
+  if (!dirty_by_obj_.empty()) {
+    if (read_only_) return InternalError("dirty nodes in a read-only volume");
+    RETURN_IF_ERROR(Guard(FlushAll()));
+  }
+  size_t target = opts_.cache_bytes / C_ / 2;
+  auto it = lru_.end();
+  while (cache_.size() > target && it != lru_.begin()) {
+    --it;
+    NodeKey key = *it;
+    auto n = cache_.find(key);
+    if (n->second.dirty) continue;
+    it = lru_.erase(it);
+    cache_.erase(n);
+    auto c = cached_by_obj_.find(key.obj);
+    c->second.erase({key.level, key.index});
+    if (c->second.empty()) cached_by_obj_.erase(c);
+  }
+  return Status::Ok();
+}
+
+void VolumeImpl::GrowTree(Inode& f, uint64_t chunks) {
+  uint32_t h2 = format::TreeHeight(chunks, F_);
+  if (h2 <= f.height) return;
+  const Id& obj = f.rec.object_id;
+  if (f.height > 0) {
+    // The old root becomes node (h, 0); new nodes above it up to the new
+    // root start empty and get their first entry when flushed.
+    for (uint32_t level = f.height; level < h2; ++level) {
+      NodeKey key{obj, level, 0};
+      DropNodes(obj, [&](uint32_t l, uint64_t i) { return l == level && i == 0; });
+      Bytes data(C_, 0);
+      if (level == f.height) {
+        for (uint32_t k = 0; k < F_; ++k) {
+          std::copy(f.rec.root[k].begin(), f.rec.root[k].end(), data.begin() + k * format::kEntrySize);
+        }
+      }
+      lru_.push_front(key);
+      CachedNode& n = cache_[key];
+      n.data = std::move(data);
+      n.lru = lru_.begin();
+      cached_by_obj_[obj].insert({level, 0});
+      MarkDirty(obj, level, 0);
+    }
+    std::fill(f.rec.root.begin(), f.rec.root.end(), Entry{});
+  }
+  f.height = h2;
+  meta_dirty_ = true;
+}
+
+Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
+  if (size > format::kMaxFileSize) return InvalidArgument("file size too large");
+  if (size == f.rec.size) return Status::Ok();
+  f.rec.mtime_ns = NowNs();
+  meta_dirty_ = true;
+  if (size > f.rec.size) {
+    GrowTree(f, format::ChunkCount(size, C_));
+    f.rec.size = size;
+    return Status::Ok();
+  }
+  const uint64_t n2 = format::ChunkCount(size, C_);
+  const Id obj = f.rec.object_id;
+  // Bytes past the end inside the last chunk must read as zeros if the
+  // file grows again, so the chunk is rewritten with its tail cleared.
+  if (size % C_ != 0) {
+    Bytes chunk(C_);
+    RETURN_IF_ERROR(ReadChunks(f, n2 - 1, 1, chunk.data()));
+    std::fill(chunk.begin() + static_cast<ptrdiff_t>(size % C_), chunk.end(), 0);
+    RETURN_IF_ERROR(WriteChunks(f, n2 - 1, 1, chunk.data()));
+  }
+  if (n2 == 0) {
+    DropNodes(obj, [](uint32_t, uint64_t) { return true; });
+    std::fill(f.rec.root.begin(), f.rec.root.end(), Entry{});
+    f.height = 0;
+    f.rec.size = 0;
+    return Status::Ok();
+  }
+  const uint64_t last = n2 - 1;
+  const uint32_t h = f.height;
+  // Clear every entry right of the path to the new last chunk.
+  RETURN_IF_ERROR(LeafEntry(f, last, /*for_write=*/true).status());
+  for (uint32_t level = 1; level <= h; ++level) {
+    uint8_t* node = level == h ? nullptr : cache_.at(NodeKey{obj, level, last / Pow(level)}).data.data();
+    uint64_t slot = (last / Pow(level - 1)) % F_;
+    if (level == h) slot = last / Pow(h - 1);
+    for (uint64_t k = slot + 1; k < F_; ++k) {
+      if (node) {
+        std::fill(node + k * format::kEntrySize, node + (k + 1) * format::kEntrySize, 0);
+      } else {
+        f.rec.root[k] = Entry{};
+      }
+    }
+  }
+  const uint32_t h2 = format::TreeHeight(n2, F_);
+  DropNodes(obj, [&](uint32_t level, uint64_t index) {
+    return level > h2 || (level < h2 && index > last / Pow(level)) || (level == h2 && level < h && index > 0);
+  });
+  if (h2 < h) {
+    // Node (h2, 0) becomes the root.
+    NodeKey key{obj, h2, 0};
+    CachedNode& n = cache_.at(key);
+    for (uint32_t k = 0; k < F_; ++k) {
+      std::copy(n.data.begin() + k * format::kEntrySize, n.data.begin() + (k + 1) * format::kEntrySize,
+                f.rec.root[k].begin());
+    }
+    DropNodes(obj, [&](uint32_t level, uint64_t) { return level >= h2; });
+    f.height = h2;
+  }
+  f.rec.size = size;
+  return Status::Ok();
+}
+
+// ======================================================================
+// Chunks
+
+StatusOr<crypto::Aead*> VolumeImpl::AeadFor(const Id& obj) {
+  auto it = aeads_.find(obj);
+  if (it != aeads_.end()) return it->second.get();
+  if (aeads_.size() > 1024) aeads_.clear();
+  ASSIGN_OR_RETURN(SecretBytes k, format::DeriveObjectKey(key_, header_.volume_id, obj));
+  ASSIGN_OR_RETURN(auto a, crypto::Aead::New(k));
+  return (aeads_[obj] = std::move(a)).get();
+}
+
+Status VolumeImpl::ReadChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* out) {
+  const Id obj = f.rec.object_id;
+  ASSIGN_OR_RETURN(crypto::Aead * aead, AeadFor(obj));
+  std::vector<Entry> entries(count);
+  for (uint64_t k = 0; k < count; ++k) {
+    ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, first + k, false));
+    std::copy(e, e + format::kEntrySize, entries[k].begin());
+  }
+  // Read runs of stored chunks with one call each.
+  uint64_t k = 0;
+  while (k < count) {
+    if (format::IsZero(entries[k])) {
+      std::fill(out + k * C_, out + (k + 1) * C_, 0);
+      ++k;
+      continue;
+    }
+    uint64_t run = 1;
+    PageKey first_key{obj, PageKind::kData, (first + k) * C_};
+    bool in_overlay = overlay_.count(first_key) > 0;
+    if (!in_overlay) {
+      while (k + run < count && !format::IsZero(entries[k + run]) &&
+             !overlay_.count(PageKey{obj, PageKind::kData, (first + k + run) * C_})) {
+        ++run;
+      }
+    }
+    size_t got = 0;
+    RETURN_IF_ERROR(ReadPage(first_key, std::span<uint8_t>(out + k * C_, run * C_), &got));
+    for (uint64_t r = 0; r < run; ++r) {
+      uint64_t idx = first + k + r;
+      uint8_t* p = out + (k + r) * C_;
+      crypto::Nonce nonce;
+      crypto::AeadTag tag;
+      uint8_t aad[format::kChunkAadSize];
+      format::ChunkAad(header_.volume_id, obj, idx, aad);
+      Status s = got < (r + 1) * C_ ? IntegrityError("missing")
+                 : !format::ParseLeaf(entries[k + r], nonce, tag)
+                     ? IntegrityError("bad leaf")
+                 : auth_only_ ? aead->Verify(aad, std::span<const uint8_t>(p, C_), nonce, tag)
+                              : aead->Open(aad, nonce, tag, std::span<const uint8_t>(p, C_),
+                                           std::span<uint8_t>(p, C_));
+      if (!s.ok()) {
+        std::fill(out, out + count * C_, 0);
+        return IntegrityError("file " + PathOf(f.rec.ino) + ": chunk " + std::to_string(idx) +
+                              (got < (r + 1) * C_ ? " is missing from the disk" : " does not authenticate"));
+      }
+    }
+    k += run;
+  }
+  return Status::Ok();
+}
+
+Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* buf) {
+  // `buf` holds `count` plaintext chunks; they are encrypted in place.
+  const Id obj = f.rec.object_id;
+  ASSIGN_OR_RETURN(crypto::Aead * aead, AeadFor(obj));
+  for (uint64_t k = 0; k < count; ++k) {
+    uint64_t idx = first + k;
+    uint8_t* p = buf + k * C_;
+    crypto::Nonce nonce;
+    crypto::AeadTag tag;
+    uint8_t aad[format::kChunkAadSize];
+    format::ChunkAad(header_.volume_id, obj, idx, aad);
+    if (auth_only_) {
+      RETURN_IF_ERROR(aead->Authenticate(aad, std::span<const uint8_t>(p, C_), nonce, tag));
+    } else {
+      RETURN_IF_ERROR(aead->Seal(aad, std::span<const uint8_t>(p, C_), std::span<uint8_t>(p, C_), nonce, tag));
+    }
+    ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, idx, true));
+    Entry leaf = format::MakeLeaf(nonce, tag);
+    std::copy(leaf.begin(), leaf.end(), e);
+  }
+  f.rec.encryptions += count;
+  return WritePages(obj, PageKind::kData, first * C_, std::span<const uint8_t>(buf, count * C_));
+}
+
+Status VolumeImpl::Rekey(Inode& f) {
+  // Re-encrypt the file under a new object (and so a new key) written to
+  // fresh locations; the old object stays until no retained commit needs it.
+  Inode t;
+  t.rec = f.rec;
+  if (!crypto::RandomBytes(t.rec.object_id).ok()) return InternalError("random failed");
+  t.rec.root.assign(F_, Entry{});
+  t.rec.encryptions = 0;
+  t.rec.size = 0;
+  t.height = 0;
+  const uint64_t chunks = format::ChunkCount(f.rec.size, C_);
+  GrowTree(t, chunks);
+  t.rec.size = f.rec.size;
+  obj_to_ino_[t.rec.object_id] = f.rec.ino;  // so a flush can find it
+  Bytes buf(kBatchChunks * C_);
+  for (uint64_t c = 0; c < chunks; c += kBatchChunks) {
+    uint64_t n = std::min<uint64_t>(kBatchChunks, chunks - c);
+    RETURN_IF_ERROR(ReadChunks(f, c, n, buf.data()));
+    RETURN_IF_ERROR(WriteChunks(t, c, n, buf.data()));
+  }
+  auto d = dirty_by_obj_.find(t.rec.object_id);
+  if (d != dirty_by_obj_.end()) RETURN_IF_ERROR(FlushNodes(t));
+  obj_to_ino_.erase(f.rec.object_id);
+  DropNodes(f.rec.object_id, [](uint32_t, uint64_t) { return true; });
+  aeads_.erase(f.rec.object_id);
+  f.rec.object_id = t.rec.object_id;
+  f.rec.root = t.rec.root;
+  f.rec.encryptions = t.rec.encryptions;
+  f.height = t.height;
+  meta_dirty_ = true;
+  return Status::Ok();
+}
+
+Status VolumeImpl::WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> data) {
+  if (data.empty()) return Status::Ok();
+  if (off > format::kMaxFileSize || data.size() > format::kMaxFileSize - off) {
+    return InvalidArgument("write beyond the maximum file size");
+  }
+  const uint64_t end = off + data.size();
+  const uint64_t first = off / C_;
+  const uint64_t last = (end - 1) / C_;
+  if (f.rec.encryptions + (last - first + 2) > opts_.max_encryptions_per_key) {
+    RETURN_IF_ERROR(Rekey(f));
+  }
+  const uint64_t old_chunks = format::ChunkCount(f.rec.size, C_);
+  GrowTree(f, std::max(old_chunks, last + 1));
+  Bytes buf;
+  for (uint64_t c = first; c <= last; c += kBatchChunks) {
+    uint64_t n = std::min<uint64_t>(kBatchChunks, last + 1 - c);
+    buf.resize(n * C_);
+    // Partial chunks at the edges keep their other bytes: read them first.
+    uint64_t lo = c * C_, hi = (c + n) * C_;
+    if (off > lo && c < old_chunks) RETURN_IF_ERROR(ReadChunks(f, c, 1, buf.data()));
+    else if (off > lo) std::fill(buf.begin(), buf.begin() + C_, 0);
+    if (end < hi && (n > 1 || off <= lo)) {
+      uint64_t lc = c + n - 1;
+      if (lc < old_chunks) RETURN_IF_ERROR(ReadChunks(f, lc, 1, buf.data() + (n - 1) * C_));
+      else std::fill(buf.end() - C_, buf.end(), 0);
+    }
+    uint64_t copy_from = std::max(off, lo), copy_to = std::min(end, hi);
+    std::copy(data.begin() + static_cast<ptrdiff_t>(copy_from - off),
+              data.begin() + static_cast<ptrdiff_t>(copy_to - off),
+              buf.begin() + static_cast<ptrdiff_t>(copy_from - lo));
+    RETURN_IF_ERROR(WriteChunks(f, c, n, buf.data()));
+  }
+  f.rec.size = std::max(f.rec.size, end);
+  f.rec.mtime_ns = NowNs();
+  meta_dirty_ = true;
+  return Status::Ok();
+}
+
+StatusOr<size_t> VolumeImpl::FileRead(uint64_t ino, uint64_t off, std::span<uint8_t> buf) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(MaybeEvict());
+  Inode& f = inodes_.at(ino);
+  if (off >= f.rec.size || buf.empty()) return size_t{0};
+  const uint64_t n = std::min<uint64_t>(buf.size(), f.rec.size - off);
+  const uint64_t end = off + n;
+  Bytes tmp;
+  for (uint64_t c = off / C_; c * C_ < end; c += kBatchChunks) {
+    uint64_t count = std::min<uint64_t>(kBatchChunks, (end - 1) / C_ + 1 - c);
+    uint64_t lo = c * C_;
+    uint64_t from = std::max(off, lo), to = std::min(end, lo + count * C_);
+    if (from == lo && to == lo + count * C_) {
+      // Whole chunks: decrypt straight into the caller's buffer.
+      RETURN_IF_ERROR(ReadChunks(f, c, count, buf.data() + (lo - off)));
+    } else {
+      tmp.resize(count * C_);
+      RETURN_IF_ERROR(ReadChunks(f, c, count, tmp.data()));
+      std::copy(tmp.begin() + static_cast<ptrdiff_t>(from - lo), tmp.begin() + static_cast<ptrdiff_t>(to - lo),
+                buf.begin() + static_cast<ptrdiff_t>(from - off));
+    }
+  }
+  return static_cast<size_t>(n);
+}
+
+Status VolumeImpl::FileWrite(uint64_t ino, uint64_t off, std::span<const uint8_t> data) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(MaybeEvict());
+  return Guard(WriteRange(inodes_.at(ino), off, data));
+}
+
+Status VolumeImpl::FileTruncate(uint64_t ino, uint64_t size) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(MaybeEvict());
+  return Guard(TruncateInode(inodes_.at(ino), size));
+}
+
+FileImpl::~FileImpl() { v_->FileClosed(ino_); }
+StatusOr<size_t> FileImpl::ReadAt(uint64_t offset, std::span<uint8_t> buf) {
+  return v_->FileRead(ino_, offset, buf);
+}
+Status FileImpl::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  if (!writable_) return PermissionDenied("file not opened for writing");
+  return v_->FileWrite(ino_, offset, data);
+}
+Status FileImpl::Truncate(uint64_t size) {
+  if (!writable_) return PermissionDenied("file not opened for writing");
+  return v_->FileTruncate(ino_, size);
+}
+StatusOr<Stat> FileImpl::GetStat() { return v_->FileStat(ino_); }
+
+// ======================================================================
+// Pages, objects and the journal
+
+StatusOr<os::File*> VolumeImpl::ObjectFile(const Id& obj, PageKind kind, bool for_write) {
+  int k = static_cast<int>(kind);
+  auto it = objects_.find(obj);
+  if (it != objects_.end() && it->second.f[k] && (!for_write || it->second.writable[k])) {
+    return it->second.f[k].get();
+  }
+  if (objects_.size() > 256) objects_.clear();  // bound open descriptors
+  std::string path = os::JoinPath(objects_dir_, internal::ObjectName(obj, kind));
+  ObjectFiles& of = objects_[obj];
+  if (for_write) {
+    auto f = env_.OpenFile(path, os::OpenMode::kReadWrite);
+    if (!f.ok() && f.status().code() == StatusCode::kNotFound) {
+      f = env_.OpenFile(path, os::OpenMode::kCreate);
+      txn_created_objects_ = true;
+    }
+    if (!f.ok()) return f.status();
+    of.f[k] = std::move(f).value();
+    of.writable[k] = true;
+  } else {
+    auto f = env_.OpenFile(path, read_only_ ? os::OpenMode::kReadOnly : os::OpenMode::kReadWrite);
+    if (!f.ok()) {
+      if (f.status().code() == StatusCode::kNotFound) return static_cast<os::File*>(nullptr);
+      return f.status();
+    }
+    of.f[k] = std::move(f).value();
+    of.writable[k] = !read_only_;
+  }
+  return of.f[k].get();
+}
+
+Status VolumeImpl::ReadPage(const PageKey& key, std::span<uint8_t> out, size_t* got) {
+  auto ov = overlay_.find(key);
+  if (ov != overlay_.end()) {
+    if (out.size() != C_) return InternalError("overlay read spans pages");
+    for (Journal& j : journals_) {
+      if (j.gen == ov->second.gen) return j.file->ReadAt(ov->second.offset, out, got);
+    }
+    return InternalError("overlay refers to a missing journal");
+  }
+  ASSIGN_OR_RETURN(os::File * file, ObjectFile(key.obj, key.kind, false));
+  if (file == nullptr) {
+    *got = 0;
+    return Status::Ok();
+  }
+  return file->ReadAt(key.offset, out, got);
+}
+
+Status VolumeImpl::WritePages(const Id& obj, PageKind kind, uint64_t offset,
+                              std::span<const uint8_t> pages) {
+  const Extent& ext = protected_[obj];
+  const uint64_t limit = kind == PageKind::kData ? ext.data : ext.node;
+  uint64_t k = 0;
+  const uint64_t count = pages.size() / C_;
+  while (k < count) {
+    uint64_t off = offset + k * C_;
+    PageKey key{obj, kind, off};
+    if (off >= limit && !overlay_.count(key)) {
+      // Fresh location: no retained commit refers to it; write in place.
+      uint64_t run = 1;
+      while (k + run < count && !overlay_.count(PageKey{obj, kind, off + run * C_})) ++run;
+      ASSIGN_OR_RETURN(os::File * file, ObjectFile(obj, kind, true));
+      RETURN_IF_ERROR(file->WriteAt(off, pages.subspan(k * C_, run * C_)));
+      txn_inplace_.insert({obj, static_cast<int>(kind)});
+      k += run;
+    } else {
+      Bytes frame = format::EncodePageFrame(obj, kind, off, pages.subspan(k * C_, C_));
+      uint64_t at = 0;
+      RETURN_IF_ERROR(Append(frame, &at));
+      txn_hash_.Update(frame);
+      txn_pages_ = true;
+      overlay_[key] = JournalLoc{journals_.back().gen, at + format::kFrameHeaderSize + format::kIdSize + 9};
+      ++k;
+    }
+  }
+  return Status::Ok();
+}
+
+Status VolumeImpl::EnsureJournal() {
+  if (!journals_.empty() && !need_new_journal_) return Status::Ok();
+  uint64_t gen = next_gen_++;
+  ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(gen)),
+                                            os::OpenMode::kCreateNew));
+  journals_.push_back(Journal{gen, std::move(file), 0});
+  need_new_journal_ = false;
+  txn_created_journal_ = true;
+  return Status::Ok();
+}
+
+Status VolumeImpl::Append(std::span<const uint8_t> frame, uint64_t* at) {
+  RETURN_IF_ERROR(EnsureJournal());
+  Journal& j = journals_.back();
+  RETURN_IF_ERROR(j.file->WriteAt(j.size, frame));
+  *at = j.size;
+  j.size += frame.size();
+  return Status::Ok();
+}
+
+StatusOr<Tag> VolumeImpl::Commit() {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  if (!Dirty()) return tag_;
+  Status s = [&]() -> Status {
+    RETURN_IF_ERROR(FlushAll());
+    // 1. Everything the commit refers to must be durable before the commit
+    //    frame is: in-place pages, newly created objects.
+    for (const auto& [obj, kind] : txn_inplace_) {
+      ASSIGN_OR_RETURN(os::File * file, ObjectFile(obj, static_cast<PageKind>(kind), true));
+      RETURN_IF_ERROR(file->Sync());
+    }
+    if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
+    // 2. The commit frame: manifest and the digest of this transaction's
+    //    page frames, sealed under the metadata key.
+    RETURN_IF_ERROR(EnsureJournal());
+    const uint64_t seq = seq_ + 1;
+    format::Manifest m = BuildManifest(seq);
+    Bytes manifest = format::EncodeManifest(m);
+    crypto::Digest digest = txn_hash_.Finish();
+    Bytes plain;
+    plain.reserve(32 + manifest.size());
+    PutBytes(plain, digest);
+    PutBytes(plain, manifest);
+    Journal& j = journals_.back();
+    ASSIGN_OR_RETURN(Bytes sealed, meta_aead_->SealRecord(format::CommitAad(header_.volume_id, j.gen, seq), plain));
+    Bytes frame = format::EncodeCommitFrame(seq, sealed);
+    uint64_t at = 0;
+    RETURN_IF_ERROR(Append(frame, &at));
+    RETURN_IF_ERROR(j.file->Sync());
+    if (txn_created_journal_) RETURN_IF_ERROR(env_.SyncDir(dir_));
+    // 3. Durable: this is now the volume's state.
+    seq_ = seq;
+    tag_ = format::ComputeTag(keys_.tag, header_.volume_id, seq, manifest);
+    ExtentMap ext = internal::ExtentsOf(m, C_);
+    internal::MergeExtents(journal_ext_[j.gen], ext);
+    internal::MergeExtents(protected_, ext);
+    txn_pages_ = false;
+    txn_inplace_.clear();
+    txn_created_objects_ = false;
+    txn_created_journal_ = false;
+    meta_dirty_ = false;
+    if (j.size >= opts_.journal_rotate_bytes) {
+      if (journals_.size() >= 2) RETURN_IF_ERROR(Checkpoint());
+      need_new_journal_ = true;
+    }
+    return Status::Ok();
+  }();
+  if (!s.ok()) return Guard(s);
+  return tag_;
+}
+
+Status VolumeImpl::Checkpoint() {
+  // Applies the oldest journal: its pages are copied into the objects, its
+  // last state becomes the base manifest, and the file is removed. The
+  // newer journal (holding at least the latest commit) stays, so the state
+  // before the latest commit remains reachable.
+  Journal& j = journals_.front();
+  Bytes page(C_);
+  Bytes last_manifest;
+  uint64_t last_seq = 0;
+  std::set<std::pair<Id, int>> touched;
+  uint64_t valid_end = 0, size = 0;
+  RETURN_IF_ERROR(internal::ScanJournal(
+      *j.file, header_.volume_id, j.gen, C_, *meta_aead_,
+      [&](internal::ScannedTxn&& t) -> Status {
+        if (t.seq <= base_seq_) return Status::Ok();
+        for (auto& [key, at] : t.pages) {
+          size_t got = 0;
+          RETURN_IF_ERROR(j.file->ReadAt(at, page, &got));
+          if (got != C_) return IoError("journal shrank during a checkpoint");
+          ASSIGN_OR_RETURN(os::File * file, ObjectFile(key.obj, key.kind, true));
+          RETURN_IF_ERROR(file->WriteAt(key.offset, page));
+          touched.insert({key.obj, static_cast<int>(key.kind)});
+        }
+        last_seq = t.seq;
+        last_manifest = std::move(t.manifest);
+        return Status::Ok();
+      },
+      &valid_end, &size));
+  for (const auto& [obj, kind] : touched) {
+    ASSIGN_OR_RETURN(os::File * file, ObjectFile(obj, static_cast<PageKind>(kind), true));
+    RETURN_IF_ERROR(file->Sync());
+  }
+  if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
+  if (last_seq > base_seq_) {
+    ASSIGN_OR_RETURN(Bytes sealed, meta_aead_->SealRecord(format::ManifestAad(header_.volume_id, last_seq),
+                                                          last_manifest));
+    RETURN_IF_ERROR(env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile),
+                                             format::EncodeManifestFile(last_seq, sealed)));
+    base_seq_ = last_seq;
+  }
+  const uint64_t gen = j.gen;
+  base_ext_ = std::move(journal_ext_[gen]);
+  journal_ext_.erase(gen);
+  for (auto it = overlay_.begin(); it != overlay_.end();) {
+    it = it->second.gen == gen ? overlay_.erase(it) : std::next(it);
+  }
+  journals_.erase(journals_.begin());
+  RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(dir_, format::JournalName(gen))));
+  RETURN_IF_ERROR(env_.SyncDir(dir_));
+  RecomputeProtected();
+  return CollectGarbage(/*trim=*/false);
+}
+
+Status VolumeImpl::CollectGarbage(bool trim) {
+  std::set<Id> refs = Referenced();
+  ASSIGN_OR_RETURN(auto names, env_.ListDir(objects_dir_));
+  bool removed = false;
+  for (const auto& name : names) {
+    Id id;
+    PageKind kind;
+    bool known = internal::ParseObjectName(name, &id, &kind);
+    if (known && refs.count(id)) {
+      if (!trim) continue;
+      // Cut off what an interrupted transaction wrote past the end of
+      // every retained state.
+      const Extent& e = protected_[id];
+      uint64_t limit = kind == PageKind::kData ? e.data : e.node;
+      ASSIGN_OR_RETURN(os::File * file, ObjectFile(id, kind, true));
+      ASSIGN_OR_RETURN(uint64_t size, file->Size());
+      if (size > limit) {
+        RETURN_IF_ERROR(file->Truncate(limit));
+        RETURN_IF_ERROR(file->Sync());
+      }
+      continue;
+    }
+    if (known) objects_.erase(id);
+    RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(objects_dir_, name)));
+    removed = true;
+  }
+  if (removed) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
+  return Status::Ok();
+}
+
+// ======================================================================
+// Verification
+
+StatusOr<VerifyReport> VolumeImpl::Verify() {
+  std::lock_guard<std::mutex> l(mu_);
+  VerifyReport report;
+  std::vector<uint64_t> inos;
+  for (auto& [ino, in] : inodes_) {
+    if (in.linked) inos.push_back(ino);
+  }
+  std::sort(inos.begin(), inos.end());
+  Bytes buf(kBatchChunks * C_);
+  for (uint64_t ino : inos) {
+    Inode& in = inodes_.at(ino);
+    switch (in.rec.type) {
+      case InodeType::kDirectory: report.directories++; continue;
+      case InodeType::kSymlink: report.symlinks++; continue;
+      case InodeType::kFile: break;
+    }
+    report.files++;
+    report.bytes += in.rec.size;
+    uint64_t chunks = format::ChunkCount(in.rec.size, C_);
+    for (uint64_t c = 0; c < chunks; c += kBatchChunks) {
+      RETURN_IF_ERROR(MaybeEvict());
+      uint64_t n = std::min<uint64_t>(kBatchChunks, chunks - c);
+      RETURN_IF_ERROR(ReadChunks(in, c, n, buf.data()));
+      report.chunks += n;
+    }
+  }
+  // Leftovers: anything on disk that no retained state refers to.
+  std::set<Id> refs = Referenced();
+  ASSIGN_OR_RETURN(auto names, env_.ListDir(objects_dir_));
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    Id id;
+    PageKind kind;
+    if (!internal::ParseObjectName(name, &id, &kind)) {
+      report.problems.push_back("unexpected file objects/" + name);
+      continue;
+    }
+    if (!refs.count(id)) {
+      report.problems.push_back("unreferenced object objects/" + name);
+      continue;
+    }
+    const Extent& e = protected_[id];
+    uint64_t limit = kind == PageKind::kData ? e.data : e.node;
+    ASSIGN_OR_RETURN(os::File * file, ObjectFile(id, kind, false));
+    if (file == nullptr) continue;
+    ASSIGN_OR_RETURN(uint64_t size, file->Size());
+    if (size > limit) {
+      report.problems.push_back("object objects/" + name + " has " + std::to_string(size - limit) +
+                                " bytes beyond its committed end");
+    }
+  }
+  if (journal_tail_bytes_ > 0) {
+    report.problems.push_back("the journal holds " + std::to_string(journal_tail_bytes_) +
+                              " bytes of an interrupted or discarded commit");
+  }
+  ASSIGN_OR_RETURN(auto top, env_.ListDir(dir_));
+  std::sort(top.begin(), top.end());
+  for (const auto& name : top) {
+    if (name == format::kHeaderFile || name == format::kManifestFile || name == format::kObjectsDir ||
+        format::ParseJournalName(name)) {
+      continue;
+    }
+    report.problems.push_back("unexpected file " + name);
+  }
+  return report;
+}
+
+}  // namespace
+
+// ======================================================================
+// Factory functions
+
+StatusOr<std::unique_ptr<Volume>> Volume::Open(os::Env& env, const std::string& dir,
+                                               const SecretBytes& key, const OpenOptions& options) {
+  auto v = std::make_unique<VolumeImpl>(env, dir, options);
+  RETURN_IF_ERROR(v->Init(key));
+  return std::unique_ptr<Volume>(std::move(v));
+}
+
+StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string& dir,
+                                                 const SecretBytes& key, const CreateOptions& options) {
+  if (key.size() != kVolumeKeySize) return InvalidArgument("a volume key is 32 bytes");
+  RETURN_IF_ERROR(format::ValidateChunkSize(options.chunk_size));
+  if (env.DirExists(dir)) {
+    ASSIGN_OR_RETURN(auto names, env.ListDir(dir));
+    if (!names.empty()) return AlreadyExists(dir + " exists and is not empty");
+  } else {
+    RETURN_IF_ERROR(env.CreateDir(dir));
+  }
+  RETURN_IF_ERROR(env.CreateDir(os::JoinPath(dir, format::kObjectsDir)));
+  format::Header h;
+  h.flags = options.protection == Protection::kAuthenticatedOnly ? format::kFlagAuthenticatedOnly : 0;
+  h.chunk_size = options.chunk_size;
+  RETURN_IF_ERROR(crypto::RandomBytes(h.volume_id));
+  ASSIGN_OR_RETURN(auto keys, format::DeriveVolumeKeys(key, h.volume_id));
+  format::Manifest m;
+  format::InodeRecord root;
+  root.ino = format::kRootIno;
+  root.type = InodeType::kDirectory;
+  root.mode = 0755;
+  root.mtime_ns = NowNs();
+  m.inodes.push_back(root);
+  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(keys.metadata));
+  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(h.volume_id, 0), format::EncodeManifest(m)));
+  RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile),
+                                          format::EncodeManifestFile(0, sealed)));
+  // The header goes last: a directory without one is not a volume yet.
+  RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kHeaderFile),
+                                          format::EncodeHeader(h, keys.header)));
+  RETURN_IF_ERROR(env.SyncDir(os::DirName(dir)));
+  return Open(env, dir, key, OpenOptions());
+}
+
+}  // namespace cloister::volume

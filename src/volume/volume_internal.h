@@ -1,0 +1,72 @@
+// Internal types of the volume implementation, shared by volume.cc and its
+// tests. Not part of the public API.
+#pragma once
+
+#include <cstring>
+#include <functional>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "os/env.h"
+#include "volume/format.h"
+
+namespace cloister::volume::internal {
+
+using format::Id;
+
+struct IdHash {
+  size_t operator()(const Id& id) const {
+    size_t v;
+    std::memcpy(&v, id.data(), sizeof(v));
+    return v;
+  }
+};
+
+// How far into an object's data and node files a committed state reaches.
+struct Extent {
+  uint64_t data = 0;
+  uint64_t node = 0;
+};
+using ExtentMap = std::unordered_map<Id, Extent, IdHash>;
+
+void MergeExtents(ExtentMap& into, const ExtentMap& from);
+ExtentMap ExtentsOf(const format::Manifest& m, uint32_t chunk_size);
+
+struct PageKey {
+  Id obj;
+  format::PageKind kind;
+  uint64_t offset;
+  bool operator==(const PageKey& o) const {
+    return obj == o.obj && kind == o.kind && offset == o.offset;
+  }
+};
+struct PageKeyHash {
+  size_t operator()(const PageKey& k) const {
+    return IdHash()(k.obj) ^ (k.offset * 0x9e3779b97f4a7c15ull) ^ static_cast<size_t>(k.kind);
+  }
+};
+
+// A committed transaction read back from a journal.
+struct ScannedTxn {
+  uint64_t seq = 0;
+  uint64_t end = 0;  // journal offset just past its commit frame
+  Bytes manifest;    // plaintext manifest of the state it commits
+  std::vector<std::pair<PageKey, uint64_t>> pages;  // page -> offset of its bytes
+};
+
+// Reads a journal from the start and calls `on_txn` for every transaction
+// whose commit frame authenticates and whose page frames match the digest
+// in it. Stops at the first frame that is incomplete or does not verify
+// (the torn tail of an interrupted commit). `*valid_end` receives the
+// offset just past the last good commit, `*file_size` the file's size.
+Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
+                   uint32_t chunk_size, crypto::Aead& metadata_aead,
+                   const std::function<Status(ScannedTxn&&)>& on_txn,
+                   uint64_t* valid_end, uint64_t* file_size);
+
+// Object file names: 32 hex digits, plus ".m" for the node file.
+std::string ObjectName(const Id& id, format::PageKind kind);
+bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind);
+
+}  // namespace cloister::volume::internal
