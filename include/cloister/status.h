@@ -99,6 +99,9 @@ class [[nodiscard]] StatusOr {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  // On a temporary, hand out the value itself so that range-for over
+  // *Function() cannot dangle.
+  T operator*() && { return std::move(*this).value(); }
 
  private:
   void Check() const {

@@ -16,7 +16,9 @@
 //    commit. Opening with the expected tag of the commit *before* the last
 //    one also succeeds, so a caller that reports tags to a remote party
 //    after committing can always agree with it after a crash.
-//  - Random access: reading or writing n bytes costs O(n + chunk + log(size)).
+//  - Random access: reading or writing n bytes costs O(n + chunk + log(size))
+//    (a file is re-encrypted once per key budget, see OpenOptions). A commit
+//    additionally re-encrypts the namespace: O(number of files).
 //
 // Thread safety: a Volume and its Files may be used from several threads;
 // operations are serialised by one lock per volume. A File must not outlive

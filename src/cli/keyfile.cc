@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -82,6 +83,14 @@ StatusOr<SecretBytes> ReadOrCreateKeyFile(const std::string& path, bool* created
   if (!ok) {
     ::unlink(path.c_str());
     return ErrnoStatus("writing key file " + path, err);
+  }
+  // The key must survive a power loss as surely as the volume it opens.
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
   *created = true;
   return key;

@@ -4,7 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <cstring>
 
@@ -29,10 +32,17 @@ namespace {
 // Nonces come from a per-thread buffer of DRBG output, so a 4 KiB chunk
 // write does not pay for a DRBG call. The buffer remembers the process that
 // filled it: after fork() the child must not reuse the parent's nonces.
+// Process ids can be reused, so a fork handler also bumps a counter that
+// every buffer must match.
+std::atomic<uint64_t> g_fork_generation{0};
+void OnFork() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+const bool g_atfork_registered = pthread_atfork(nullptr, nullptr, OnFork) == 0;
+
 struct NonceBuffer {
   uint8_t bytes[4096];
   size_t used = sizeof(bytes);
   pid_t owner = 0;
+  uint64_t generation = 0;
   ~NonceBuffer() { SecureZero(bytes, sizeof(bytes)); }
 };
 thread_local NonceBuffer tl_nonces;
@@ -42,10 +52,13 @@ thread_local NonceBuffer tl_nonces;
 Status FreshNonce(Nonce& nonce) {
   NonceBuffer& b = tl_nonces;
   pid_t pid = getpid();
-  if (b.owner != pid || b.used + nonce.size() > sizeof(b.bytes)) {
+  uint64_t gen = g_fork_generation.load(std::memory_order_relaxed);
+  if (!g_atfork_registered || b.owner != pid || b.generation != gen ||
+      b.used + nonce.size() > sizeof(b.bytes)) {
     RETURN_IF_ERROR(RandomBytes(b.bytes));
     b.used = 0;
     b.owner = pid;
+    b.generation = gen;
   }
   std::memcpy(nonce.data(), b.bytes + b.used, nonce.size());
   SecureZero(b.bytes + b.used, nonce.size());

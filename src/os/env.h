@@ -30,6 +30,12 @@ class File {
   virtual Status Sync() = 0;
 };
 
+// Held while alive; released when destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
 enum class OpenMode {
   kReadOnly,      // must exist
   kReadWrite,     // must exist
@@ -57,6 +63,9 @@ class Env {
   virtual Status SyncDir(const std::string& path) = 0;
   virtual bool FileExists(const std::string& path) = 0;
   virtual bool DirExists(const std::string& path) = 0;
+  // Takes an exclusive, advisory lock on an existing file without waiting;
+  // kFailedPrecondition if another holder (any process) has it.
+  virtual StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
 
   // Reads or replaces (write temp, sync, rename, sync dir) a whole small file.
   StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::string& path);

@@ -277,6 +277,31 @@ bool MemEnv::DirExists(const std::string& raw) {
   return it != live_.end() && it->second == nullptr;
 }
 
+namespace {
+class MemLock final : public FileLock {
+ public:
+  MemLock(std::mutex* mu, std::set<std::string>* locks, std::string path)
+      : mu_(mu), locks_(locks), path_(std::move(path)) {}
+  ~MemLock() override {
+    std::lock_guard<std::mutex> l(*mu_);
+    locks_->erase(path_);
+  }
+
+ private:
+  std::mutex* mu_;
+  std::set<std::string>* locks_;
+  std::string path_;
+};
+}  // namespace
+
+StatusOr<std::unique_ptr<FileLock>> MemEnv::LockFile(const std::string& raw) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::string path = Normalize(raw);
+  if (!live_.count(path)) return NotFound("lock " + path);
+  if (!locks_.insert(path).second) return FailedPrecondition(path + " is locked by another process");
+  return std::unique_ptr<FileLock>(new MemLock(&mu_, &locks_, path));
+}
+
 size_t MemEnv::Crash(CrashMode mode) {
   std::lock_guard<std::mutex> l(mu_);
   size_t dropped = 0;

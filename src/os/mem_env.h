@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,7 @@ class MemEnv final : public Env {
   Status SyncDir(const std::string& path) override;
   bool FileExists(const std::string& path) override;
   bool DirExists(const std::string& path) override;
+  StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override;
 
   // Simulates power loss. Returns the number of pending operations dropped.
   size_t Crash(CrashMode mode);
@@ -74,6 +76,7 @@ class MemEnv final : public Env {
   Namespace live_;
   Namespace durable_;
   std::vector<Op> pending_ops_;
+  std::set<std::string> locks_;
 };
 
 }  // namespace cloister::os

@@ -1,6 +1,7 @@
 // The POSIX Env. Every system call the volume library makes is in this file.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +68,15 @@ class PosixFile final : public File {
  private:
   int fd_;
   std::string path_;
+};
+
+class PosixLock final : public FileLock {
+ public:
+  explicit PosixLock(int fd) : fd_(fd) {}
+  ~PosixLock() override { ::close(fd_); }  // closing releases the flock
+
+ private:
+  int fd_;
 };
 
 class PosixEnv final : public Env {
@@ -143,6 +153,18 @@ class PosixEnv final : public Env {
   bool DirExists(const std::string& path) override {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open " + path, errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK) return FailedPrecondition(path + " is locked by another process");
+      return ErrnoStatus("lock " + path, err);
+    }
+    return std::unique_ptr<FileLock>(new PosixLock(fd));
   }
 };
 

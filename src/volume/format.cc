@@ -104,9 +104,20 @@ StatusOr<SecretBytes> DeriveHeaderKey(const SecretBytes& k, const Id& id) {
 StatusOr<VolumeKeys> DeriveVolumeKeys(const SecretBytes& k, const Id& id) {
   VolumeKeys keys;
   ASSIGN_OR_RETURN(keys.header, Derive(k, id, "header"));
-  ASSIGN_OR_RETURN(keys.metadata, Derive(k, id, "metadata"));
   ASSIGN_OR_RETURN(keys.tag, Derive(k, id, "tag"));
   return keys;
+}
+
+StatusOr<SecretBytes> DeriveManifestKey(const SecretBytes& k, const Id& id, uint64_t seq) {
+  uint8_t b[8];
+  StoreU64(b, seq);
+  return Derive(k, id, "manifest", b);
+}
+
+StatusOr<SecretBytes> DeriveJournalKey(const SecretBytes& k, const Id& id, uint64_t gen) {
+  uint8_t b[8];
+  StoreU64(b, gen);
+  return Derive(k, id, "journal", b);
 }
 
 StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& k, const Id& id,
@@ -151,8 +162,9 @@ StatusOr<Manifest> DecodeManifest(std::span<const uint8_t> bytes, uint32_t chunk
   m.next_ino = r.U64();
   uint32_t count = r.U32();
   if (!r.ok()) return bad("truncated");
-  // Each inode takes at least 37 bytes; reject counts the input cannot hold.
-  if (count > r.remaining() / 37 + 1) return bad("inode count exceeds input");
+  // Each inode record takes at least 33 bytes (ino, parent, type, mode,
+  // mtime, name length); reject counts the input cannot hold.
+  if (count > r.remaining() / 33) return bad("inode count exceeds input");
   const uint32_t fanout = Fanout(chunk_size);
   std::unordered_map<uint64_t, size_t> by_ino;
   for (uint32_t i = 0; i < count; ++i) {
@@ -421,8 +433,7 @@ std::optional<size_t> FrameBodyLength(std::span<const uint8_t> header, uint32_t 
   if (type == static_cast<uint8_t>(FrameType::kPage)) {
     if (len != kIdSize + 9 + chunk_size) return std::nullopt;
   } else if (type == static_cast<uint8_t>(FrameType::kCommit)) {
-    if (len < 8 + crypto::kAeadNonceSize + crypto::kAeadTagSize + 32 ||
-        len > kMaxManifestSize) {
+    if (len < 8 + crypto::kAeadNonceSize + crypto::kAeadTagSize + 64 || len > kMaxCommitBody) {
       return std::nullopt;
     }
   } else {

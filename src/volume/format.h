@@ -28,7 +28,12 @@ constexpr uint32_t kDefaultChunkSize = 4096;
 constexpr uint64_t kMaxFileSize = uint64_t{1} << 48;
 constexpr size_t kMaxNameLength = 255;
 constexpr size_t kMaxSymlinkLength = 4095;
-constexpr size_t kMaxManifestSize = size_t{256} << 20;
+// Largest COMMIT frame body (and so the largest manifest) a writer may
+// produce and a reader accepts.
+constexpr size_t kMaxCommitBody = size_t{256} << 20;
+// A journal is rotated after this many commits at the latest, which bounds
+// the number of seals under one journal key.
+constexpr uint64_t kMaxCommitsPerJournal = uint64_t{1} << 20;
 
 // File names inside a volume directory.
 constexpr char kHeaderFile[] = "cloister-volume";
@@ -65,11 +70,17 @@ Status ValidateChunkSize(uint32_t chunk_size);
 // ---- Keys ---------------------------------------------------------------
 
 struct VolumeKeys {
-  SecretBytes header;    // HMAC key over the header
-  SecretBytes metadata;  // AES-256-GCM: manifest and journal commits
-  SecretBytes tag;       // HMAC key for volume tags
+  SecretBytes header;  // HMAC key over the header
+  SecretBytes tag;     // HMAC key for volume tags
 };
 StatusOr<VolumeKeys> DeriveVolumeKeys(const SecretBytes& volume_key, const Id& volume_id);
+// AES-256-GCM key of the base manifest written for commit `seq`, and of the
+// commit frames of journal generation `gen`: each key seals a bounded
+// number of records, whatever the volume's lifetime.
+StatusOr<SecretBytes> DeriveManifestKey(const SecretBytes& volume_key, const Id& volume_id,
+                                        uint64_t seq);
+StatusOr<SecretBytes> DeriveJournalKey(const SecretBytes& volume_key, const Id& volume_id,
+                                       uint64_t generation);
 StatusOr<SecretBytes> DeriveHeaderKey(const SecretBytes& volume_key, const Id& volume_id);
 StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& volume_key,
                                       const Id& volume_id, const Id& object_id);
@@ -164,7 +175,7 @@ std::optional<uint64_t> ParseJournalName(const std::string& name);
 Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
                       std::span<const uint8_t> page);
 // COMMIT: seq and a sealed record of (digest of the txn's page frames ||
-// manifest bytes).
+// tag of the state it follows || manifest bytes).
 Bytes EncodeCommitFrame(uint64_t seq, std::span<const uint8_t> sealed);
 Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq);
 

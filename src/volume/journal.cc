@@ -44,7 +44,7 @@ bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
 }
 
 Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
-                   uint32_t chunk_size, crypto::Aead& metadata_aead,
+                   uint32_t chunk_size, crypto::Aead& journal_aead,
                    const std::function<Status(ScannedTxn&&)>& on_txn,
                    uint64_t* valid_end, uint64_t* file_size) {
   ASSIGN_OR_RETURN(uint64_t size, file.Size());
@@ -73,15 +73,16 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generat
       txn.pages.push_back({PageKey{f->object, f->kind, f->offset}, off + f->page_offset_in_frame});
     } else {
       crypto::Digest digest = hasher.Finish();
-      auto plain = metadata_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq),
-                                            f->sealed);
-      if (!plain.ok() || plain->size() < 32 ||
+      auto plain = journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq),
+                                           f->sealed);
+      if (!plain.ok() || plain->size() < 64 ||
           !ConstantTimeEquals(std::span<const uint8_t>(plain->data(), 32), digest)) {
         break;
       }
       txn.seq = f->seq;
       txn.end = off + f->total_size;
-      txn.manifest.assign(plain->begin() + 32, plain->end());
+      std::copy(plain->begin() + 32, plain->begin() + 64, txn.prev_tag.begin());
+      txn.manifest.assign(plain->begin() + 64, plain->end());
       *valid_end = txn.end;
       RETURN_IF_ERROR(on_txn(std::move(txn)));
       txn = ScannedTxn();

@@ -91,6 +91,7 @@ struct Journal {
   uint64_t gen = 0;
   std::unique_ptr<os::File> file;
   uint64_t size = 0;
+  uint64_t commits = 0;
 };
 
 struct JournalLoc {
@@ -335,6 +336,27 @@ class VolumeImpl final : public Volume {
   Status WriteChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* plain);
   Status WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> data);
 
+  StatusOr<crypto::Aead*> JournalAead(uint64_t gen) {
+    auto it = journal_aeads_.find(gen);
+    if (it != journal_aeads_.end()) return it->second.get();
+    ASSIGN_OR_RETURN(SecretBytes k, format::DeriveJournalKey(key_, header_.volume_id, gen));
+    ASSIGN_OR_RETURN(auto a, crypto::Aead::New(k));
+    return (journal_aeads_[gen] = std::move(a)).get();
+  }
+  StatusOr<std::unique_ptr<crypto::Aead>> ManifestAead(uint64_t seq) {
+    ASSIGN_OR_RETURN(SecretBytes k, format::DeriveManifestKey(key_, header_.volume_id, seq));
+    return crypto::Aead::New(k);
+  }
+  // Re-keys `f` first if writing `chunks` more would exceed its key's budget.
+  Status EnsureKeyBudget(Inode& f, uint64_t chunks) {
+    if (f.rec.encryptions + chunks + 1 > opts_.max_encryptions_per_key) return Rekey(f);
+    return Status::Ok();
+  }
+  // Largest file whose re-encryption uses at most a quarter of a key's budget.
+  uint64_t MaxFileSize() const {
+    return std::min<uint64_t>(format::kMaxFileSize, opts_.max_encryptions_per_key / 4 * C_);
+  }
+
   // ---- pages, objects, journal ----
   StatusOr<os::File*> ObjectFile(const Id& obj, PageKind kind, bool for_write);
   Status ReadPage(const PageKey& key, std::span<uint8_t> out, size_t* got);
@@ -362,12 +384,13 @@ class VolumeImpl final : public Volume {
   std::string objects_dir_;
   OpenOptions opts_;
   std::mutex mu_;
+  std::unique_ptr<os::FileLock> lock_;  // one writer per volume
   Status broken_;
 
   SecretBytes key_;
   format::Header header_;
   format::VolumeKeys keys_;
-  std::unique_ptr<crypto::Aead> meta_aead_;
+  std::map<uint64_t, std::unique_ptr<crypto::Aead>> journal_aeads_;
   uint32_t C_ = 0;
   uint32_t F_ = 0;
   bool auth_only_ = false;
@@ -418,6 +441,16 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   if (key.size() != kVolumeKeySize) return InvalidArgument("a volume key is 32 bytes");
   key_ = key;
   read_only_ = opts_.read_only;
+  if (!read_only_ && env_.FileExists(os::JoinPath(dir_, format::kHeaderFile))) {
+    auto lock = env_.LockFile(os::JoinPath(dir_, format::kHeaderFile));
+    if (!lock.ok()) {
+      if (lock.status().code() == StatusCode::kFailedPrecondition) {
+        return FailedPrecondition("the volume is open for writing elsewhere");
+      }
+      return lock.status();
+    }
+    lock_ = std::move(lock).value();
+  }
   auto header_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kHeaderFile));
   if (!header_bytes.ok()) {
     if (header_bytes.status().code() == StatusCode::kNotFound) {
@@ -434,7 +467,6 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   F_ = format::Fanout(C_);
   auth_only_ = (header_.flags & format::kFlagAuthenticatedOnly) != 0;
   for (uint32_t i = 0; i < 64; ++i) pow_[i] = format::Power(F_, i);
-  ASSIGN_OR_RETURN(meta_aead_, crypto::Aead::New(keys_.metadata));
 
   // Base manifest (the last checkpoint).
   auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile));
@@ -445,7 +477,8 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     return mf_bytes.status();
   }
   ASSIGN_OR_RETURN(auto mf, format::ParseManifestFile(*mf_bytes));
-  auto base_plain = meta_aead_->OpenRecord(format::ManifestAad(header_.volume_id, mf.seq), mf.sealed);
+  ASSIGN_OR_RETURN(auto manifest_aead, ManifestAead(mf.seq));
+  auto base_plain = manifest_aead->OpenRecord(format::ManifestAad(header_.volume_id, mf.seq), mf.sealed);
   if (!base_plain.ok()) return IntegrityError("the manifest does not authenticate");
   ASSIGN_OR_RETURN(format::Manifest base, format::DecodeManifest(*base_plain, C_));
   if (base.seq != mf.seq) return IntegrityError("the manifest's sequence number does not match");
@@ -470,27 +503,28 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   std::vector<StateRef> states{{base.seq, base_tag}};
   std::vector<std::unique_ptr<os::File>> files;
   std::vector<uint64_t> valid_ends, sizes;
-  uint64_t last_seq = base.seq;
+  // Commits accepted into the chain, by (journal index, end offset). Each
+  // must follow the previous state exactly: next seq and that state's tag.
+  std::set<std::pair<size_t, uint64_t>> accepted;
   bool broken_chain = false;
   for (uint64_t g : gens) {
     ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(g)),
                                               read_only_ ? os::OpenMode::kReadOnly : os::OpenMode::kReadWrite));
     uint64_t valid_end = 0, size = 0;
+    ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(g));
+    const size_t k = files.size();
     RETURN_IF_ERROR(internal::ScanJournal(
-        *file, header_.volume_id, g, C_, *meta_aead_,
+        *file, header_.volume_id, g, C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
           if (broken_chain || t.seq <= base.seq) return Status::Ok();
-          if (t.seq != last_seq + 1) {
-            broken_chain = true;
-            return Status::Ok();
-          }
           auto m = format::DecodeManifest(t.manifest, C_);
-          if (!m.ok() || m->seq != t.seq) {
+          if (t.seq != states.back().seq + 1 || !ConstantTimeEquals(t.prev_tag, states.back().tag) ||
+              !m.ok() || m->seq != t.seq) {
             broken_chain = true;
             return Status::Ok();
           }
-          last_seq = t.seq;
           states.push_back({t.seq, format::ComputeTag(keys_.tag, header_.volume_id, t.seq, t.manifest)});
+          accepted.insert({k, t.end});
           return Status::Ok();
         },
         &valid_end, &size));
@@ -524,14 +558,17 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   Bytes chosen_manifest = chosen_seq == base.seq ? std::move(*base_plain) : Bytes();
   std::vector<bool> retained(gens.size(), false);
   std::vector<uint64_t> truncate_at(gens.size(), 0);
+  std::vector<uint64_t> commits(gens.size(), 0);
   for (size_t k = 0; k < gens.size(); ++k) {
     uint64_t dummy_end = 0, dummy_size = 0;
+    ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(gens[k]));
     RETURN_IF_ERROR(internal::ScanJournal(
-        *files[k], header_.volume_id, gens[k], C_, *meta_aead_,
+        *files[k], header_.volume_id, gens[k], C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
-          if (t.seq <= base.seq || t.seq > chosen_seq) return Status::Ok();
+          if (!accepted.count({k, t.end}) || t.seq > chosen_seq) return Status::Ok();
           retained[k] = true;
           truncate_at[k] = t.end;
+          commits[k]++;
           for (auto& [key, at] : t.pages) overlay_[key] = JournalLoc{gens[k], at};
           ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
           internal::MergeExtents(journal_ext_[gens[k]], internal::ExtentsOf(m, C_));
@@ -547,7 +584,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   for (size_t k = 0; k < gens.size(); ++k) {
     if (retained[k]) {
       journal_tail_bytes_ += sizes[k] - truncate_at[k];
-      journals_.push_back(Journal{gens[k], std::move(files[k]), truncate_at[k]});
+      journals_.push_back(Journal{gens[k], std::move(files[k]), truncate_at[k], commits[k]});
     } else {
       journal_tail_bytes_ += sizes[k];
     }
@@ -577,6 +614,11 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   journal_tail_bytes_ = 0;
   env_.RemoveFile(os::JoinPath(dir_, std::string(format::kManifestFile) + ".tmp")).ok();
   RETURN_IF_ERROR(CollectGarbage(/*trim=*/true));
+  // Objects and journals that an interrupted transaction created may exist
+  // without durable names. Later commits write into existing objects
+  // without creating them, so make every surviving name durable now.
+  RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
+  RETURN_IF_ERROR(env_.SyncDir(dir_));
   return Status::Ok();
 }
 
@@ -938,7 +980,9 @@ void VolumeImpl::GrowTree(Inode& f, uint64_t chunks) {
 }
 
 Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
-  if (size > format::kMaxFileSize) return InvalidArgument("file size too large");
+  if (size > MaxFileSize()) {
+    return InvalidArgument("file size beyond the maximum (" + std::to_string(MaxFileSize()) + " bytes)");
+  }
   if (size == f.rec.size) return Status::Ok();
   f.rec.mtime_ns = NowNs();
   meta_dirty_ = true;
@@ -952,6 +996,7 @@ Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
   // Bytes past the end inside the last chunk must read as zeros if the
   // file grows again, so the chunk is rewritten with its tail cleared.
   if (size % C_ != 0) {
+    RETURN_IF_ERROR(EnsureKeyBudget(f, 1));
     Bytes chunk(C_);
     RETURN_IF_ERROR(ReadChunks(f, n2 - 1, 1, chunk.data()));
     std::fill(chunk.begin() + static_cast<ptrdiff_t>(size % C_), chunk.end(), 0);
@@ -1121,15 +1166,13 @@ Status VolumeImpl::Rekey(Inode& f) {
 
 Status VolumeImpl::WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> data) {
   if (data.empty()) return Status::Ok();
-  if (off > format::kMaxFileSize || data.size() > format::kMaxFileSize - off) {
-    return InvalidArgument("write beyond the maximum file size");
+  if (off > MaxFileSize() || data.size() > MaxFileSize() - off) {
+    return InvalidArgument("write beyond the maximum file size (" + std::to_string(MaxFileSize()) + " bytes)");
   }
   const uint64_t end = off + data.size();
   const uint64_t first = off / C_;
   const uint64_t last = (end - 1) / C_;
-  if (f.rec.encryptions + (last - first + 2) > opts_.max_encryptions_per_key) {
-    RETURN_IF_ERROR(Rekey(f));
-  }
+  RETURN_IF_ERROR(EnsureKeyBudget(f, last - first + 1));
   const uint64_t old_chunks = format::ChunkCount(f.rec.size, C_);
   GrowTree(f, std::max(old_chunks, last + 1));
   Bytes buf;
@@ -1295,7 +1338,7 @@ Status VolumeImpl::EnsureJournal() {
   uint64_t gen = next_gen_++;
   ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(gen)),
                                             os::OpenMode::kCreateNew));
-  journals_.push_back(Journal{gen, std::move(file), 0});
+  journals_.push_back(Journal{gen, std::move(file), 0, 0});
   need_new_journal_ = false;
   txn_created_journal_ = true;
   return Status::Ok();
@@ -1329,13 +1372,19 @@ StatusOr<Tag> VolumeImpl::Commit() {
     const uint64_t seq = seq_ + 1;
     format::Manifest m = BuildManifest(seq);
     Bytes manifest = format::EncodeManifest(m);
+    if (manifest.size() + 8 + 64 + crypto::kAeadNonceSize + crypto::kAeadTagSize > format::kMaxCommitBody) {
+      return ResourceExhausted("the volume's metadata exceeds " +
+                               std::to_string(format::kMaxCommitBody >> 20) + " MiB (too many files)");
+    }
     crypto::Digest digest = txn_hash_.Finish();
     Bytes plain;
-    plain.reserve(32 + manifest.size());
+    plain.reserve(64 + manifest.size());
     PutBytes(plain, digest);
+    PutBytes(plain, tag_);  // chains the commit to the state it follows
     PutBytes(plain, manifest);
     Journal& j = journals_.back();
-    ASSIGN_OR_RETURN(Bytes sealed, meta_aead_->SealRecord(format::CommitAad(header_.volume_id, j.gen, seq), plain));
+    ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
+    ASSIGN_OR_RETURN(Bytes sealed, jaead->SealRecord(format::CommitAad(header_.volume_id, j.gen, seq), plain));
     Bytes frame = format::EncodeCommitFrame(seq, sealed);
     uint64_t at = 0;
     RETURN_IF_ERROR(Append(frame, &at));
@@ -1352,13 +1401,20 @@ StatusOr<Tag> VolumeImpl::Commit() {
     txn_created_objects_ = false;
     txn_created_journal_ = false;
     meta_dirty_ = false;
-    if (j.size >= opts_.journal_rotate_bytes) {
-      if (journals_.size() >= 2) RETURN_IF_ERROR(Checkpoint());
-      need_new_journal_ = true;
-    }
+    j.commits++;
     return Status::Ok();
   }();
   if (!s.ok()) return Guard(s);
+  // The commit is durable; a failure from here on must not hide its tag.
+  Journal& j = journals_.back();
+  if (j.size >= opts_.journal_rotate_bytes || j.commits >= format::kMaxCommitsPerJournal) {
+    Status cp = journals_.size() >= 2 ? Checkpoint() : Status::Ok();
+    if (!cp.ok()) {
+      Guard(cp).ok();
+    } else {
+      need_new_journal_ = true;
+    }
+  }
   return tag_;
 }
 
@@ -1373,8 +1429,9 @@ Status VolumeImpl::Checkpoint() {
   uint64_t last_seq = 0;
   std::set<std::pair<Id, int>> touched;
   uint64_t valid_end = 0, size = 0;
+  ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
   RETURN_IF_ERROR(internal::ScanJournal(
-      *j.file, header_.volume_id, j.gen, C_, *meta_aead_,
+      *j.file, header_.volume_id, j.gen, C_, *jaead,
       [&](internal::ScannedTxn&& t) -> Status {
         if (t.seq <= base_seq_) return Status::Ok();
         for (auto& [key, at] : t.pages) {
@@ -1396,8 +1453,9 @@ Status VolumeImpl::Checkpoint() {
   }
   if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
   if (last_seq > base_seq_) {
-    ASSIGN_OR_RETURN(Bytes sealed, meta_aead_->SealRecord(format::ManifestAad(header_.volume_id, last_seq),
-                                                          last_manifest));
+    ASSIGN_OR_RETURN(auto maead, ManifestAead(last_seq));
+    ASSIGN_OR_RETURN(Bytes sealed, maead->SealRecord(format::ManifestAad(header_.volume_id, last_seq),
+                                                     last_manifest));
     RETURN_IF_ERROR(env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile),
                                              format::EncodeManifestFile(last_seq, sealed)));
     base_seq_ = last_seq;
@@ -1409,6 +1467,7 @@ Status VolumeImpl::Checkpoint() {
     it = it->second.gen == gen ? overlay_.erase(it) : std::next(it);
   }
   journals_.erase(journals_.begin());
+  journal_aeads_.erase(gen);
   RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(dir_, format::JournalName(gen))));
   RETURN_IF_ERROR(env_.SyncDir(dir_));
   RecomputeProtected();
@@ -1550,7 +1609,8 @@ StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string
   root.mode = 0755;
   root.mtime_ns = NowNs();
   m.inodes.push_back(root);
-  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(keys.metadata));
+  ASSIGN_OR_RETURN(SecretBytes mkey, format::DeriveManifestKey(key, h.volume_id, 0));
+  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(mkey));
   ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(h.volume_id, 0), format::EncodeManifest(m)));
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile),
                                           format::EncodeManifestFile(0, sealed)));

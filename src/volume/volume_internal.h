@@ -51,17 +51,18 @@ struct PageKeyHash {
 struct ScannedTxn {
   uint64_t seq = 0;
   uint64_t end = 0;  // journal offset just past its commit frame
+  format::Tag prev_tag{};  // tag of the state this commit follows
   Bytes manifest;    // plaintext manifest of the state it commits
   std::vector<std::pair<PageKey, uint64_t>> pages;  // page -> offset of its bytes
 };
 
 // Reads a journal from the start and calls `on_txn` for every transaction
-// whose commit frame authenticates and whose page frames match the digest
-// in it. Stops at the first frame that is incomplete or does not verify
+// whose commit frame authenticates (under `journal_aead`, the key of this
+// generation) and whose page frames match the digest in it. Stops at the first frame that is incomplete or does not verify
 // (the torn tail of an interrupted commit). `*valid_end` receives the
 // offset just past the last good commit, `*file_size` the file's size.
 Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
-                   uint32_t chunk_size, crypto::Aead& metadata_aead,
+                   uint32_t chunk_size, crypto::Aead& journal_aead,
                    const std::function<Status(ScannedTxn&&)>& on_txn,
                    uint64_t* valid_end, uint64_t* file_size);
 

@@ -1,0 +1,29 @@
+# Sourced by the scripts in this folder: installs missing Debian packages
+# (with sudo only when not root) and builds the project.
+set -euo pipefail
+
+CLOISTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+cloister_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  echo "installing: ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+CLOISTER_BUILD_DEPS=(build-essential cmake pkg-config libssl-dev libcli11-dev nlohmann-json3-dev)
+CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev xxd)
+
+# cloister_build DIR [cmake args...]
+cloister_build() {
+  local dir="$1"
+  shift
+  cmake -S "$CLOISTER_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#  1. the unit and integration tests (ctest) in a normal build;
+#  2. the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer;
+#  3. a short libFuzzer run over the parsers of on-disk structures.
+source "$(dirname "$0")/deps.sh"
+cd "$CLOISTER_ROOT"
+
+cloister_install "${CLOISTER_BUILD_DEPS[@]}" "${CLOISTER_TEST_DEPS[@]}"
+start=$(date +%s)
+
+echo "== build and test (RelWithDebInfo)"
+cloister_build build -DCLOISTER_TESTS=ON
+(cd build && ctest --output-on-failure -j 2)
+
+echo "== unit tests under ASan + UBSan"
+cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefined \
+  -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined"
+(cd build-asan && ctest --output-on-failure -j 2 -L unit)
+
+echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
+cloister_build build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF
+corpus="$(mktemp -d)"
+trap 'rm -rf "$corpus"' EXIT
+CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
+  -max_total_time="${CLOISTER_FUZZ_SECONDS:-30}" -print_final_stats=1 2>&1 | tail -3
+
+echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,196 @@
+#include "volume/format.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace cloister::volume::format {
+namespace {
+
+TEST(FormatTest, TreeHeight) {
+  EXPECT_EQ(TreeHeight(0, 128), 0u);
+  EXPECT_EQ(TreeHeight(1, 128), 1u);
+  EXPECT_EQ(TreeHeight(128, 128), 1u);
+  EXPECT_EQ(TreeHeight(129, 128), 2u);
+  EXPECT_EQ(TreeHeight(128 * 128, 128), 2u);
+  EXPECT_EQ(TreeHeight(128 * 128 + 1, 128), 3u);
+}
+
+TEST(FormatTest, NodePositionsArePostOrderAndStable) {
+  // For a full tree of every height, positions of the non-root nodes are
+  // exactly 0..count-1 and every parent comes after its children.
+  for (uint32_t f : {2u, 3u, 16u}) {
+    for (uint32_t h = 2; h <= 5; ++h) {
+      std::set<uint64_t> seen;
+      for (uint32_t level = 1; level < h; ++level) {
+        for (uint64_t j = 0; j < Power(f, h - level); ++j) {
+          uint64_t pos = NodePosition(level, j, f);
+          EXPECT_TRUE(seen.insert(pos).second) << "duplicate position";
+          if (level > 1) {
+            for (uint64_t c = j * f; c < (j + 1) * f; ++c) EXPECT_LT(NodePosition(level - 1, c, f), pos);
+          }
+        }
+      }
+      EXPECT_EQ(*seen.rbegin() + 1, seen.size()) << "positions are dense";
+    }
+  }
+  EXPECT_EQ(NodePosition(1, 0, 2), 0u);
+  EXPECT_EQ(NodePosition(1, 1, 2), 1u);
+  EXPECT_EQ(NodePosition(2, 0, 2), 2u);
+  EXPECT_EQ(NodePosition(1, 2, 2), 3u);
+}
+
+TEST(FormatTest, NodeExtentCoversEveryNonRootNode) {
+  const uint32_t c = 512, f = Fanout(c);
+  for (uint64_t chunks : {0ull, 1ull, 16ull, 17ull, 256ull, 257ull, 4096ull, 5000ull}) {
+    uint32_t h = TreeHeight(chunks, f);
+    uint64_t extent = NodeExtent(chunks, c);
+    for (uint32_t level = 1; level < h; ++level) {
+      uint64_t last = (chunks - 1) / Power(f, level);
+      EXPECT_LT(NodePosition(level, last, f) * c, extent);
+    }
+    if (h <= 1) {
+      EXPECT_EQ(extent, 0u);
+    }
+  }
+}
+
+Manifest SampleManifest() {
+  Manifest m;
+  m.seq = 7;
+  m.next_ino = 5;
+  InodeRecord root;
+  root.ino = kRootIno;
+  root.type = InodeType::kDirectory;
+  root.mode = 0755;
+  InodeRecord dir;
+  dir.ino = 2;
+  dir.parent = 1;
+  dir.type = InodeType::kDirectory;
+  dir.mode = 0700;
+  dir.name = "etc";
+  InodeRecord file;
+  file.ino = 3;
+  file.parent = 2;
+  file.type = InodeType::kFile;
+  file.mode = 0600;
+  file.name = "secret.conf";
+  file.size = 5000;
+  file.object_id[0] = 1;
+  file.root.resize(2);
+  file.root[0][0] = 9;
+  file.root[1][1] = 8;
+  InodeRecord link;
+  link.ino = 4;
+  link.parent = 1;
+  link.type = InodeType::kSymlink;
+  link.mode = 0777;
+  link.name = "l";
+  link.target = "etc/secret.conf";
+  m.inodes = {root, dir, file, link};
+  return m;
+}
+
+TEST(FormatTest, ManifestRoundTrip) {
+  Manifest m = SampleManifest();
+  Bytes enc = EncodeManifest(m);
+  auto back = DecodeManifest(enc, 4096);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeManifest(*back), enc);
+}
+
+TEST(FormatTest, ManifestRejectsBrokenStructure) {
+  auto reject = [](Manifest m, const char* why) {
+    auto r = DecodeManifest(EncodeManifest(m), 4096);
+    EXPECT_FALSE(r.ok()) << why;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kIntegrity);
+    }
+  };
+  Manifest m = SampleManifest();
+  m.inodes[2].parent = 4;  // parent is a symlink
+  reject(m, "non-directory parent");
+  m = SampleManifest();
+  m.inodes[1].parent = 2;  // directory is its own parent
+  reject(m, "cycle");
+  m = SampleManifest();
+  m.inodes[3].name = "etc";  // duplicate name in root
+  reject(m, "duplicate name");
+  m = SampleManifest();
+  m.inodes[3].name = "..";
+  reject(m, "dot-dot name");
+  m = SampleManifest();
+  m.inodes[2].root.resize(3);  // 5000 bytes = 2 chunks of 4096: only 2 root entries
+  reject(m, "root wider than the file");
+  m = SampleManifest();
+  m.inodes[2].ino = 9;  // >= next_ino
+  reject(m, "inode number out of range");
+  m = SampleManifest();
+  m.inodes.erase(m.inodes.begin());
+  reject(m, "no root");
+  Bytes enc = EncodeManifest(SampleManifest());
+  enc.push_back(0);
+  EXPECT_FALSE(DecodeManifest(enc, 4096).ok()) << "trailing bytes";
+  enc.resize(enc.size() - 10);
+  EXPECT_FALSE(DecodeManifest(enc, 4096).ok()) << "truncated";
+}
+
+TEST(FormatTest, HeaderAuthenticates) {
+  Header h;
+  h.volume_id[3] = 42;
+  SecretBytes key(32);
+  auto hk = DeriveHeaderKey(key, h.volume_id);
+  ASSERT_TRUE(hk.ok());
+  Bytes enc = EncodeHeader(h, *hk);
+  ASSERT_EQ(enc.size(), kHeaderSize);
+  auto parsed = ParseHeader(enc);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->volume_id, h.volume_id);
+  EXPECT_TRUE(VerifyHeader(enc, *hk));
+  enc[12] ^= 1;  // flags
+  EXPECT_FALSE(VerifyHeader(enc, *hk));
+  SecretBytes other(32);
+  other.UnsafeMutableBytes()[0] = 1;
+  EXPECT_FALSE(VerifyHeader(EncodeHeader(h, *hk), *DeriveHeaderKey(other, h.volume_id)));
+}
+
+TEST(FormatTest, TagDependsOnEverything) {
+  SecretBytes k(32);
+  Id id{};
+  Bytes m1 = EncodeManifest(SampleManifest());
+  Tag t = ComputeTag(k, id, 7, m1);
+  EXPECT_NE(t, ComputeTag(k, id, 8, m1));
+  Id id2 = id;
+  id2[0] = 1;
+  EXPECT_NE(t, ComputeTag(k, id2, 7, m1));
+  m1.back() ^= 1;
+  EXPECT_NE(t, ComputeTag(k, id, 7, m1));
+}
+
+TEST(FormatTest, FramesParse) {
+  Id obj{};
+  obj[0] = 5;
+  Bytes page(512, 0xcc);
+  Bytes f = EncodePageFrame(obj, PageKind::kNode, 1024, page);
+  auto p = ParseFrame(f, 512);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->type, FrameType::kPage);
+  EXPECT_EQ(p->object, obj);
+  EXPECT_EQ(p->kind, PageKind::kNode);
+  EXPECT_EQ(p->offset, 1024u);
+  EXPECT_EQ(p->total_size, f.size());
+  EXPECT_FALSE(ParseFrame(std::span<const uint8_t>(f).first(f.size() - 1), 512).has_value());
+  EXPECT_FALSE(ParseFrame(f, 4096).has_value()) << "page size must match the chunk size";
+  Bytes misaligned = EncodePageFrame(obj, PageKind::kData, 100, page);
+  EXPECT_FALSE(ParseFrame(misaligned, 512).has_value());
+}
+
+TEST(FormatTest, JournalNames) {
+  EXPECT_EQ(JournalName(10), "journal.000000000000000a");
+  EXPECT_EQ(*ParseJournalName("journal.000000000000000a"), 10u);
+  EXPECT_FALSE(ParseJournalName("journal.000000000000000A").has_value());
+  EXPECT_FALSE(ParseJournalName("journal.1").has_value());
+}
+
+}  // namespace
+}  // namespace cloister::volume::format

@@ -1,0 +1,433 @@
+#include "cloister/volume.h"
+
+#include <gtest/gtest.h>
+
+#include "volume/format.h"
+#include "volume/test_util.h"
+
+namespace cloister::volume {
+namespace {
+
+using namespace testing;  // NOLINT
+
+class VolumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CreateOptions c;
+    c.chunk_size = 512;  // fanout 16: deep trees with small files
+    auto v = Volume::Create(env_, "/vol", key_, c);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    v_ = std::move(v).value();
+  }
+
+  std::unique_ptr<Volume> Reopen(OpenOptions o = {}) {
+    v_.reset();
+    auto v = Volume::Open(env_, "/vol", key_, o);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? std::move(v).value() : nullptr;
+  }
+
+  std::vector<std::string> Names(const std::string& dir) { return env_.ListDir(dir).value(); }
+
+  size_t JournalCount() {
+    size_t n = 0;
+    for (const auto& name : Names("/vol")) n += name.rfind("journal.", 0) == 0;
+    return n;
+  }
+
+  uint64_t JournalBytes() {
+    uint64_t n = 0;
+    for (const auto& name : Names("/vol")) {
+      if (name.rfind("journal.", 0) == 0) n += env_.Contents("/vol/" + name)->size();
+    }
+    return n;
+  }
+
+  os::MemEnv env_;
+  SecretBytes key_ = TestKey();
+  std::unique_ptr<Volume> v_;
+};
+
+TEST_F(VolumeTest, EmptyVolumeHasStableTag) {
+  VolumeInfo info = v_->Info();
+  EXPECT_EQ(info.seq, 0u);
+  EXPECT_EQ(info.chunk_size, 512u);
+  auto t = v_->Commit();
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(*t, info.tag) << "a commit without changes must not change the tag";
+  v_ = Reopen();
+  EXPECT_EQ(v_->Info().tag, info.tag);
+}
+
+TEST_F(VolumeTest, WriteReadAcrossChunksAndReopen) {
+  Bytes data = Pattern(10000, 1);
+  ASSERT_OK(WriteFile(*v_, "/a", data));
+  EXPECT_EQ(*ReadFile(*v_, "/a"), data);
+  auto t = v_->Commit();
+  ASSERT_TRUE(t.ok());
+  OpenOptions o;
+  o.expected_tag = *t;
+  v_ = Reopen(o);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/a"), data);
+  EXPECT_EQ(v_->GetStat("/a")->size, 10000u);
+}
+
+TEST_F(VolumeTest, PartialOverwritesKeepNeighbouringBytes) {
+  Bytes data = Pattern(5000, 2);
+  ASSERT_OK(WriteFile(*v_, "/f", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  OpenFlags w;
+  w.write = true;
+  auto f = v_->OpenFile("/f", w);
+  ASSERT_TRUE(f.ok());
+  Bytes patch = Pattern(700, 3);
+  ASSERT_OK((*f)->WriteAt(1000, patch));  // spans a chunk boundary (1024)
+  std::copy(patch.begin(), patch.end(), data.begin() + 1000);
+  Bytes small = Str("xyz");
+  ASSERT_OK((*f)->WriteAt(4998, small));  // extends the file by one byte
+  data.resize(5001);
+  std::copy(small.begin(), small.end(), data.begin() + 4998);
+  f->reset();
+  EXPECT_EQ(*ReadFile(*v_, "/f"), data);
+  ASSERT_TRUE(v_->Commit().ok());
+  v_ = Reopen();
+  EXPECT_EQ(*ReadFile(*v_, "/f"), data);
+}
+
+TEST_F(VolumeTest, SparseWritesReadAsZeros) {
+  OpenFlags c;
+  c.create = true;
+  auto f = v_->OpenFile("/sparse", c);
+  ASSERT_OK((*f)->WriteAt(100000, Str("end")));
+  Bytes buf(100003);
+  auto n = (*f)->ReadAt(0, buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 100003u);
+  for (size_t i = 0; i < 100000; ++i) ASSERT_EQ(buf[i], 0) << i;
+  EXPECT_EQ(buf[100000], 'e');
+  Bytes past(10);
+  EXPECT_EQ(*(*f)->ReadAt(200000, past), 0u);
+}
+
+TEST_F(VolumeTest, LargeFileWithDeepTree) {
+  // 600 chunks of 512 bytes: height 3 with fanout 16.
+  Bytes data = Pattern(600 * 512 + 77, 4);
+  ASSERT_OK(WriteFile(*v_, "/big", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  v_ = Reopen();
+  EXPECT_EQ(*ReadFile(*v_, "/big"), data);
+  // Random small reads.
+  auto f = v_->OpenFile("/big", OpenFlags{});
+  std::mt19937 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t off = rng() % data.size();
+    Bytes buf(1 + rng() % 3000);
+    auto n = (*f)->ReadAt(off, buf);
+    ASSERT_TRUE(n.ok());
+    ASSERT_EQ(*n, std::min<size_t>(buf.size(), data.size() - off));
+    ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n), data.begin() + static_cast<ptrdiff_t>(off)));
+  }
+}
+
+TEST_F(VolumeTest, TruncateShrinksAndRegrowsWithZeros) {
+  Bytes data = Pattern(300 * 512, 6);
+  ASSERT_OK(WriteFile(*v_, "/t", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  for (uint64_t size : {200u * 512 + 13, 100u * 512, 17u * 512, 16u * 512, 5u * 512 + 1, 1u, 0u}) {
+    ASSERT_OK(v_->Truncate("/t", size));
+    Bytes expect(data.begin(), data.begin() + static_cast<ptrdiff_t>(size));
+    EXPECT_EQ(*ReadFile(*v_, "/t"), expect) << size;
+    ASSERT_OK(v_->Truncate("/t", size + 3000));
+    expect.resize(size + 3000, 0);
+    EXPECT_EQ(*ReadFile(*v_, "/t"), expect) << "regrown " << size;
+    ASSERT_OK(v_->Truncate("/t", size));
+    ASSERT_TRUE(v_->Commit().ok());
+    auto r = Reopen();
+    ASSERT_TRUE(r);
+    v_ = std::move(r);
+    expect.resize(size);
+    EXPECT_EQ(*ReadFile(*v_, "/t"), expect) << "after reopen " << size;
+  }
+}
+
+TEST_F(VolumeTest, NamespaceOperations) {
+  ASSERT_OK(v_->Mkdir("/etc", 0755));
+  ASSERT_OK(v_->Mkdir("/etc/app", 0700));
+  ASSERT_OK(WriteFile(*v_, "/etc/app/conf", Str("k=v")));
+  ASSERT_OK(v_->Symlink("app/conf", "/etc/link"));
+  EXPECT_EQ(*v_->ReadLink("/etc/link"), "app/conf");
+  EXPECT_EQ(v_->Mkdir("/etc", 0755).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(v_->Mkdir("/nope/x", 0755).code(), StatusCode::kNotFound);
+  EXPECT_EQ(v_->GetStat("/etc/app/conf/x").status().code(), StatusCode::kNotADirectory);
+  EXPECT_EQ(v_->Rmdir("/etc").code(), StatusCode::kDirectoryNotEmpty);
+  EXPECT_EQ(v_->Remove("/etc").code(), StatusCode::kIsADirectory);
+  EXPECT_EQ(v_->GetStat("/../x").status().code(), StatusCode::kInvalidArgument);
+  OpenFlags excl;
+  excl.create = excl.exclusive = true;
+  EXPECT_EQ(v_->OpenFile("/etc/app/conf", excl).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(v_->OpenFile("/etc", OpenFlags{}).status().code(), StatusCode::kIsADirectory);
+
+  ASSERT_OK(v_->Rename("/etc/app", "/opt"));
+  EXPECT_EQ(*ReadFile(*v_, "/opt/conf"), Str("k=v"));
+  EXPECT_EQ(v_->Rename("/opt", "/opt/inner").code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(WriteFile(*v_, "/other", Str("other")));
+  ASSERT_OK(v_->Rename("/other", "/opt/conf"));  // replaces
+  EXPECT_EQ(*ReadFile(*v_, "/opt/conf"), Str("other"));
+  EXPECT_EQ(v_->GetStat("/other").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(v_->Chmod("/opt/conf", 0600));
+  ASSERT_OK(v_->SetMtime("/opt/conf", 1234567890));
+  auto list = v_->List("/");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 2u);  // etc, opt
+  ASSERT_TRUE(v_->Commit().ok());
+
+  v_ = Reopen();
+  auto st = v_->GetStat("/opt/conf");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->mode, 0600u);
+  EXPECT_EQ(st->mtime_ns, 1234567890);
+  EXPECT_EQ(v_->GetStat("/etc/link")->type, FileType::kSymlink);
+  ASSERT_OK(v_->Remove("/opt/conf"));
+  ASSERT_OK(v_->Rmdir("/opt"));
+  ASSERT_TRUE(v_->Commit().ok());
+  v_ = Reopen();
+  EXPECT_EQ(v_->GetStat("/opt").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(VolumeTest, RemovedFileStaysReadableWhileOpen) {
+  ASSERT_OK(WriteFile(*v_, "/tmp", Pattern(3000, 7)));
+  OpenFlags rw;
+  rw.write = true;
+  auto f = v_->OpenFile("/tmp", rw);
+  ASSERT_TRUE(f.ok());
+  ASSERT_OK(v_->Remove("/tmp"));
+  ASSERT_OK((*f)->WriteAt(3000, Str("more")));
+  Bytes buf(3004);
+  EXPECT_EQ(*(*f)->ReadAt(0, buf), 3004u);
+  ASSERT_TRUE(v_->Commit().ok());
+  f->reset();
+  ASSERT_TRUE(v_->Commit().ok());
+  v_ = Reopen();
+  EXPECT_EQ(v_->GetStat("/tmp").status().code(), StatusCode::kNotFound);
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty());
+}
+
+TEST_F(VolumeTest, UncommittedChangesAreDiscarded) {
+  ASSERT_OK(WriteFile(*v_, "/kept", Str("kept")));
+  ASSERT_TRUE(v_->Commit().ok());
+  ASSERT_OK(WriteFile(*v_, "/lost", Str("lost")));
+  ASSERT_OK(WriteFile(*v_, "/kept", Str("changed")));
+  EXPECT_TRUE(v_->HasUncommittedChanges());
+  v_ = Reopen();
+  EXPECT_EQ(*ReadFile(*v_, "/kept"), Str("kept"));
+  EXPECT_EQ(v_->GetStat("/lost").status().code(), StatusCode::kNotFound);
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+}
+
+TEST_F(VolumeTest, ReadOnlyRefusesChanges) {
+  ASSERT_OK(WriteFile(*v_, "/a", Str("a")));
+  ASSERT_TRUE(v_->Commit().ok());
+  OpenOptions ro;
+  ro.read_only = true;
+  v_ = Reopen(ro);
+  EXPECT_EQ(v_->Mkdir("/d", 0755).code(), StatusCode::kPermissionDenied);
+  OpenFlags w;
+  w.write = true;
+  EXPECT_EQ(v_->OpenFile("/a", w).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(v_->Commit().status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(*ReadFile(*v_, "/a"), Str("a"));
+}
+
+TEST_F(VolumeTest, OverwritesGoThroughTheJournalAndCheckpoint) {
+  OpenOptions o;
+  o.journal_rotate_bytes = 16 * 1024;  // rotate often
+  v_ = Reopen(o);
+  Bytes data = Pattern(200 * 512, 8);
+  ASSERT_OK(WriteFile(*v_, "/db", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  std::mt19937 rng(9);
+  OpenFlags w;
+  w.write = true;
+  for (int round = 0; round < 60; ++round) {
+    auto f = v_->OpenFile("/db", w);
+    for (int k = 0; k < 5; ++k) {
+      uint64_t off = rng() % (data.size() - 600);
+      Bytes patch = Pattern(1 + rng() % 600, static_cast<uint32_t>(rng()));
+      ASSERT_OK((*f)->WriteAt(off, patch));
+      std::copy(patch.begin(), patch.end(), data.begin() + static_cast<ptrdiff_t>(off));
+    }
+    f->reset();
+    ASSERT_TRUE(v_->Commit().ok());
+    ASSERT_LE(JournalCount(), 2u);
+  }
+  EXPECT_EQ(*ReadFile(*v_, "/db"), data);
+  Tag tag = v_->Info().tag;
+  OpenOptions expect;
+  expect.expected_tag = tag;
+  v_ = Reopen(expect);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/db"), data);
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->problems.empty());
+}
+
+TEST_F(VolumeTest, PreviousCommitStaysReachable) {
+  ASSERT_OK(WriteFile(*v_, "/f", Str("one")));
+  Tag t1 = *v_->Commit();
+  ASSERT_OK(WriteFile(*v_, "/f", Str("two, longer")));
+  ASSERT_OK(WriteFile(*v_, "/g", Str("new")));
+  Tag t2 = *v_->Commit();
+  ASSERT_NE(t1, t2);
+  // The remote party may only have seen t1 (the process died after the
+  // commit but before reporting it): opening with t1 returns to it.
+  OpenOptions o;
+  o.expected_tag = t1;
+  v_ = Reopen(o);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/f"), Str("one"));
+  EXPECT_EQ(v_->GetStat("/g").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(v_->Info().tag, t1);
+  v_ = Reopen();
+  EXPECT_EQ(v_->Info().tag, t1) << "the later commit was discarded";
+  OpenOptions o2;
+  o2.expected_tag = t2;
+  v_.reset();
+  EXPECT_EQ(Volume::Open(env_, "/vol", key_, o2).status().code(), StatusCode::kStale);
+}
+
+TEST_F(VolumeTest, SplicedDiscardedCommitIsIgnored) {
+  // Regression: commit A, commit B, return to A (B is discarded), commit C,
+  // then an attacker appends B's saved commit frames to the journal. The
+  // volume must still open as C, never serve B under C's tag.
+  ASSERT_OK(WriteFile(*v_, "/f", Str("A")));
+  Tag a = *v_->Commit();
+  std::string journal;
+  for (const auto& n : Names("/vol")) {
+    if (n.rfind("journal.", 0) == 0) journal = "/vol/" + n;
+  }
+  size_t after_a = env_.Contents(journal)->size();
+  ASSERT_OK(WriteFile(*v_, "/f", Str("B")));
+  ASSERT_TRUE(v_->Commit().ok());
+  Bytes full = *env_.Contents(journal);
+  Bytes b_frames(full.begin() + static_cast<ptrdiff_t>(after_a), full.end());
+  OpenOptions at_a;
+  at_a.expected_tag = a;
+  v_ = Reopen(at_a);
+  ASSERT_OK(WriteFile(*v_, "/f", Str("C")));
+  Tag c = *v_->Commit();
+  v_.reset();
+  Bytes spliced = *env_.Contents(journal);
+  spliced.insert(spliced.end(), b_frames.begin(), b_frames.end());
+  ASSERT_OK(env_.SetContents(journal, spliced));
+  for (bool ro : {true, false}) {
+    OpenOptions o;
+    o.expected_tag = c;
+    o.read_only = ro;
+    auto v = Volume::Open(env_, "/vol", key_, o);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*ReadFile(**v, "/f"), Str("C"));
+  }
+}
+
+TEST_F(VolumeTest, OneWriterAtATime) {
+  auto second = Volume::Open(env_, "/vol", key_, OpenOptions{});
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  OpenOptions ro;
+  ro.read_only = true;
+  EXPECT_TRUE(Volume::Open(env_, "/vol", key_, ro).ok()) << "readers need no lock";
+  v_.reset();
+  EXPECT_TRUE(Volume::Open(env_, "/vol", key_, OpenOptions{}).ok());
+}
+
+TEST_F(VolumeTest, RekeysBeforeTheEncryptionLimit) {
+  OpenOptions o;
+  o.max_encryptions_per_key = 100;  // files up to 25 chunks
+  v_ = Reopen(o);
+  Bytes data = Pattern(20 * 512, 10);
+  ASSERT_OK(WriteFile(*v_, "/k", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  auto objects_before = Names("/vol/objects");
+  OpenFlags w;
+  w.write = true;
+  for (int i = 0; i < 100; ++i) {
+    auto f = v_->OpenFile("/k", w);
+    Bytes b = {static_cast<uint8_t>(i)};
+    ASSERT_OK((*f)->WriteAt(static_cast<uint64_t>(i) * 97, b));
+    data[static_cast<size_t>(i) * 97] = static_cast<uint8_t>(i);
+  }
+  ASSERT_TRUE(v_->Commit().ok());
+  EXPECT_EQ(*ReadFile(*v_, "/k"), data);
+  v_ = Reopen(o);
+  EXPECT_EQ(*ReadFile(*v_, "/k"), data);
+  auto objects_after = Names("/vol/objects");
+  EXPECT_NE(objects_before, objects_after) << "the file moved to a new object (new key)";
+  EXPECT_EQ(v_->Truncate("/k", 26 * 512).code(), StatusCode::kInvalidArgument)
+      << "files whose re-encryption would exhaust a key are refused";
+}
+
+TEST_F(VolumeTest, RandomWriteCostDoesNotGrowWithFileSize) {
+  // Per-write work is bounded by chunk + tree height, not file size: a
+  // random small overwrite in a committed file appends a bounded number of
+  // bytes to the journal whatever the file size.
+  for (uint64_t size : {uint64_t{64} << 10, uint64_t{8} << 20}) {
+    ASSERT_OK(WriteFile(*v_, "/big", Bytes(size, 1)));
+    ASSERT_TRUE(v_->Commit().ok());
+    uint64_t before = JournalBytes();
+    OpenFlags w;
+    w.write = true;
+    auto f = v_->OpenFile("/big", w);
+    ASSERT_OK((*f)->WriteAt(size / 2 + 100, Str("x")));
+    f->reset();
+    ASSERT_TRUE(v_->Commit().ok());
+    uint64_t after = JournalBytes();
+    // One data page and at most one node page per level (512-byte pages,
+    // height <= 5 here) plus the commit frame with a one-file manifest.
+    EXPECT_LT(after - before, 6u * 600 + 600) << "size " << size;
+  }
+}
+
+TEST_F(VolumeTest, TinyCacheStillCorrect) {
+  OpenOptions o;
+  o.cache_bytes = 4 * 512;
+  v_ = Reopen(o);
+  Bytes data = Pattern(2000 * 512, 11);
+  ASSERT_OK(WriteFile(*v_, "/c", data));
+  EXPECT_EQ(*ReadFile(*v_, "/c"), data);
+  ASSERT_TRUE(v_->Commit().ok());
+  v_ = Reopen(o);
+  EXPECT_EQ(*ReadFile(*v_, "/c"), data);
+}
+
+TEST_F(VolumeTest, WrongKeyIsRefused) {
+  v_.reset();
+  auto r = Volume::Open(env_, "/vol", TestKey(2), OpenOptions{});
+  EXPECT_EQ(r.status().code(), StatusCode::kIntegrity);
+}
+
+TEST_F(VolumeTest, CreateRefusesNonEmptyDirectory) {
+  EXPECT_EQ(Volume::Create(env_, "/vol", key_, CreateOptions{}).status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(VolumeTest, AuthenticatedOnlyVolumeRoundTrips) {
+  CreateOptions c;
+  c.protection = Protection::kAuthenticatedOnly;
+  auto v = Volume::Create(env_, "/auth", key_, c);
+  ASSERT_TRUE(v.ok());
+  Bytes data = Str(std::string(5000, 'Q') + "visible code");
+  ASSERT_OK(WriteFile(**v, "/code.py", data));
+  ASSERT_TRUE((*v)->Commit().ok());
+  v->reset();
+  auto r = Volume::Open(env_, "/auth", key_, OpenOptions{});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->Info().protection, Protection::kAuthenticatedOnly);
+  EXPECT_EQ(*ReadFile(**r, "/code.py"), data);
+}
+
+}  // namespace
+}  // namespace cloister::volume
