@@ -111,7 +111,7 @@ struct VolumeInfo {
 
 struct VerifyReport {
   uint64_t files = 0;
-  uint64_t directories = 0;
+  uint64_t directories = 0;  // not counting the root
   uint64_t symlinks = 0;
   uint64_t chunks = 0;       // data chunks authenticated
   uint64_t bytes = 0;        // plaintext bytes covered

@@ -5,6 +5,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,20 +31,46 @@ StatusOr<SecretBytes> RandomSecret(size_t n) {
 namespace {
 
 // Nonces come from a per-thread buffer of DRBG output, so a 4 KiB chunk
-// write does not pay for a DRBG call. The buffer remembers the process that
-// filled it: after fork() the child must not reuse the parent's nonces.
-// Process ids can be reused, so a fork handler also bumps a counter that
-// every buffer must match.
+// write does not pay for a DRBG call. After fork() the child must never
+// reuse nonces from the parent's buffer: the buffer lives in a page marked
+// MADV_WIPEONFORK, which the kernel hands to a child zeroed (so its marker
+// is gone and it refills). Where the kernel lacks that, the buffer falls
+// back to remembering the process id and a pthread_atfork generation.
+constexpr uint64_t kBufferMarker = 0x65636e6f6e2d636cull;
+
+struct NoncePage {
+  uint64_t marker;
+  uint64_t used;
+  uint8_t bytes[4096 - 16];
+};
+
 std::atomic<uint64_t> g_fork_generation{0};
 void OnFork() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
 const bool g_atfork_registered = pthread_atfork(nullptr, nullptr, OnFork) == 0;
 
 struct NonceBuffer {
-  uint8_t bytes[4096];
-  size_t used = sizeof(bytes);
+  NoncePage* page = nullptr;
+  bool wipe_on_fork = false;
   pid_t owner = 0;
   uint64_t generation = 0;
-  ~NonceBuffer() { SecureZero(bytes, sizeof(bytes)); }
+  NonceBuffer() {
+    void* p = mmap(nullptr, sizeof(NoncePage), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    page = static_cast<NoncePage*>(p);
+    wipe_on_fork = madvise(p, sizeof(NoncePage), MADV_WIPEONFORK) == 0;
+  }
+  ~NonceBuffer() {
+    if (page != nullptr) {
+      SecureZero(page, sizeof(NoncePage));
+      munmap(page, sizeof(NoncePage));
+    }
+  }
+  bool Valid() const {
+    if (page == nullptr || page->marker != kBufferMarker) return false;
+    if (wipe_on_fork) return true;
+    return g_atfork_registered && owner == getpid() &&
+           generation == g_fork_generation.load(std::memory_order_relaxed);
+  }
 };
 thread_local NonceBuffer tl_nonces;
 
@@ -51,18 +78,18 @@ thread_local NonceBuffer tl_nonces;
 
 Status FreshNonce(Nonce& nonce) {
   NonceBuffer& b = tl_nonces;
-  pid_t pid = getpid();
-  uint64_t gen = g_fork_generation.load(std::memory_order_relaxed);
-  if (!g_atfork_registered || b.owner != pid || b.generation != gen ||
-      b.used + nonce.size() > sizeof(b.bytes)) {
-    RETURN_IF_ERROR(RandomBytes(b.bytes));
-    b.used = 0;
-    b.owner = pid;
-    b.generation = gen;
+  if (b.page == nullptr) return RandomBytes(nonce);  // no buffer: one DRBG call
+  NoncePage& p = *b.page;
+  if (!b.Valid() || p.used + nonce.size() > sizeof(p.bytes)) {
+    RETURN_IF_ERROR(RandomBytes(p.bytes));
+    p.used = 0;
+    p.marker = kBufferMarker;
+    b.owner = getpid();
+    b.generation = g_fork_generation.load(std::memory_order_relaxed);
   }
-  std::memcpy(nonce.data(), b.bytes + b.used, nonce.size());
-  SecureZero(b.bytes + b.used, nonce.size());
-  b.used += nonce.size();
+  std::memcpy(nonce.data(), p.bytes + p.used, nonce.size());
+  SecureZero(p.bytes + p.used, nonce.size());
+  p.used += nonce.size();
   return Status::Ok();
 }
 

@@ -1519,7 +1519,7 @@ StatusOr<VerifyReport> VolumeImpl::Verify() {
   for (uint64_t ino : inos) {
     Inode& in = inodes_.at(ino);
     switch (in.rec.type) {
-      case InodeType::kDirectory: report.directories++; continue;
+      case InodeType::kDirectory: report.directories += ino != format::kRootIno; continue;
       case InodeType::kSymlink: report.symlinks++; continue;
       case InodeType::kFile: break;
     }
