@@ -34,7 +34,7 @@ enum class StatusCode {
   kInternal,
 };
 
-// Name of a code, e.g. "integrity" (stable; used in --json output).
+// Name of a code, e.g. "integrity" (stable; for logs and future APIs).
 std::string_view StatusCodeName(StatusCode code);
 
 class [[nodiscard]] Status {

@@ -14,8 +14,13 @@
 //    the volume opens in the state of the last Commit() that returned, or,
 //    if a commit was interrupted after it reached the disk, of that newer
 //    commit. Opening with the expected tag of the commit *before* the last
-//    one also succeeds, so a caller that reports tags to a remote party
-//    after committing can always agree with it after a crash.
+//    one also succeeds (as does any older commit still in the journal), so
+//    a caller that reports tags to a remote party after committing can
+//    always agree with it after a crash. A writable open at an older state
+//    discards the commits after it.
+//  - A journal damaged in the middle (an authentic commit behind one that
+//    does not authenticate) is refused with kIntegrity unless an expected
+//    tag chooses the state: a crash never produces that.
 //  - Random access: reading or writing n bytes costs O(n + chunk + log(size))
 //    (a file is re-encrypted once per key budget, see OpenOptions). A commit
 //    additionally re-encrypts the namespace: O(number of files).
@@ -113,7 +118,7 @@ struct VerifyReport {
   uint64_t files = 0;
   uint64_t directories = 0;  // not counting the root
   uint64_t symlinks = 0;
-  uint64_t chunks = 0;       // data chunks authenticated
+  uint64_t chunks = 0;       // data chunks checked (stored ones authenticated, holes included)
   uint64_t bytes = 0;        // plaintext bytes covered
   // Things that are not part of any committed state (left by an interrupted
   // write, or added by someone else). They are never read, but a clean

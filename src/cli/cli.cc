@@ -37,7 +37,6 @@ int ExitCodeFor(const Status& s) {
     case StatusCode::kOk: return kExitOk;
     case StatusCode::kIntegrity: return kExitIntegrity;
     case StatusCode::kStale: return kExitStale;
-    case StatusCode::kInvalidArgument: return kExitUsage;
     default: return kExitError;
   }
 }

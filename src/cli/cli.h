@@ -18,7 +18,7 @@ namespace cloister::cli {
 enum ExitCode : int {
   kExitOk = 0,
   kExitError = 1,      // I/O errors, missing files, anything else
-  kExitUsage = 2,      // bad command line
+  kExitUsage = 2,      // bad command line (reported by the argument parser)
   kExitIntegrity = 3,  // something did not authenticate (tampering, wrong key)
   kExitStale = 4,      // authentic but not the expected state (rollback)
 };

@@ -88,10 +88,13 @@ StatusOr<SecretBytes> ReadOrCreateKeyFile(const std::string& path, bool* created
   size_t slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    int err = errno;
+    if (dfd >= 0) ::close(dfd);
+    ::unlink(path.c_str());
+    return ErrnoStatus("making key file " + path + " durable", err);
   }
+  ::close(dfd);
   *created = true;
   return key;
 }

@@ -148,7 +148,8 @@ Status Seal(const Args& a) {
   bool created_key = false;
   ASSIGN_OR_RETURN(SecretBytes key, ReadOrCreateKeyFile(a.key_file, &created_key));
   if (created_key) std::fprintf(stderr, "cloister: created a new volume key in %s\n", a.key_file.c_str());
-  bool existed = fs::exists(a.volume_dir);
+  std::error_code ec_exists;
+  bool existed = fs::exists(a.volume_dir, ec_exists);
   volume::CreateOptions opts;
   opts.protection = a.authenticated_only ? volume::Protection::kAuthenticatedOnly
                                          : volume::Protection::kEncrypted;
@@ -221,10 +222,13 @@ Status UnsealTree(Volume& v, const std::string& src, const fs::path& dst, Progre
 
 Status Unseal(const Args& a) {
   ASSIGN_OR_RETURN(auto v, OpenVolume(a, /*read_only=*/true));
-  bool existed = fs::exists(a.out_dir);
+  std::error_code ec;
+  bool existed = fs::exists(a.out_dir, ec);
   if (existed) {
-    if (!fs::is_directory(a.out_dir)) return AlreadyExists(a.out_dir + " exists and is not a directory");
-    if (!fs::is_empty(a.out_dir)) return AlreadyExists(a.out_dir + " exists and is not empty");
+    if (!fs::is_directory(a.out_dir, ec)) return AlreadyExists(a.out_dir + " exists and is not a directory");
+    bool empty = fs::is_empty(a.out_dir, ec);
+    if (ec) return IoError(a.out_dir + ": " + ec.message());
+    if (!empty) return AlreadyExists(a.out_dir + " exists and is not empty");
   } else if (::mkdir(a.out_dir.c_str(), 0700) != 0) {
     return ErrnoStatus("mkdir " + a.out_dir, errno);
   }
@@ -461,14 +465,20 @@ void RegisterVolumeCommands(CLI::App& app, int* exit_code) {
     if (s.args & Sub::kPath) c->add_option("PATH", args->path, "Path inside the volume")->required();
     c->add_option("--key-file", args->key_file, "File holding the volume key (mode 0600)")->required();
     if (s.args & Sub::kTag) {
-      c->add_option("--tag", args->tag, "Refuse unless the volume is in the state with this tag");
+      c->add_option("--tag", args->tag, "Refuse unless the volume is in the state with this tag")
+          ->check(CLI::Validator(
+              [](std::string& v) {
+                return volume::TagFromHex(v).ok() ? std::string() : std::string("a tag is 64 hexadecimal digits");
+              },
+              "TAG"));
     }
     if (s.args & Sub::kJson) c->add_flag("--json", args->json, "Machine-readable output");
     if (s.args & Sub::kSealOpts) {
       c->add_flag("--authenticated-only", args->authenticated_only,
                   "Store contents in the clear, authenticated (for code that need not be secret)");
       c->add_option("--chunk-size", args->chunk_size, "Chunk size in bytes (power of two, 512..65536)")
-          ->capture_default_str();
+          ->capture_default_str()
+          ->check(CLI::IsMember({512, 1024, 2048, 4096, 8192, 16384, 32768, 65536}));
     }
     if (s.args & Sub::kRecursive) c->add_flag("-r,--recursive", args->recursive, "Remove directories and their contents");
     Command run = s.run;

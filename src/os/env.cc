@@ -15,9 +15,10 @@ std::string DirName(const std::string& path) {
   return path.substr(0, pos);
 }
 
-StatusOr<std::vector<uint8_t>> Env::ReadWholeFile(const std::string& path) {
+StatusOr<std::vector<uint8_t>> Env::ReadWholeFile(const std::string& path, uint64_t max_size) {
   ASSIGN_OR_RETURN(auto file, OpenFile(path, OpenMode::kReadOnly));
   ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  if (size > max_size) return IntegrityError(path + " is larger than its format allows");
   std::vector<uint8_t> data(size);
   size_t got = 0;
   RETURN_IF_ERROR(file->ReadAt(0, data, &got));

@@ -68,7 +68,9 @@ class Env {
   virtual StatusOr<std::unique_ptr<FileLock>> LockFile(const std::string& path) = 0;
 
   // Reads or replaces (write temp, sync, rename, sync dir) a whole small file.
-  StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::string& path);
+  // Files larger than `max_size` are refused (kIntegrity: a volume's own
+  // small files never grow beyond their format's bounds).
+  StatusOr<std::vector<uint8_t>> ReadWholeFile(const std::string& path, uint64_t max_size);
   Status WriteFileAtomically(const std::string& path,
                              std::span<const uint8_t> data);
 };

@@ -24,12 +24,14 @@ struct GoldenSpec {
   const char* name;
   Protection protection;
   uint32_t chunk_size;
+  bool checkpointed;  // rotate at every commit: base manifest at seq > 0, journal generation > 1
 };
 
 constexpr GoldenSpec kSpecs[] = {
-    {"encrypted-512", Protection::kEncrypted, 512},
-    {"authenticated-512", Protection::kAuthenticatedOnly, 512},
-    {"encrypted-4096", Protection::kEncrypted, 4096},
+    {"encrypted-512", Protection::kEncrypted, 512, false},
+    {"authenticated-512", Protection::kAuthenticatedOnly, 512, false},
+    {"encrypted-4096", Protection::kEncrypted, 4096, false},
+    {"encrypted-512-checkpointed", Protection::kEncrypted, 512, true},
 };
 
 Status Populate(Volume& v) {
@@ -107,6 +109,13 @@ TEST(GoldenTest, WriteGoldenVolumesWhenAsked) {
     std::string dir = std::string(out) + "/" + spec.name;
     auto v = Volume::Create(env, dir, key, c);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
+    if (spec.checkpointed) {
+      v->reset();
+      OpenOptions o;
+      o.journal_rotate_bytes = 1;
+      v = Volume::Open(env, dir, key, o);
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+    }
     ASSERT_OK(Populate(**v));
     expected << "volume " << spec.name << " " << TagToHex((*v)->Info().tag) << "\n";
     auto desc = Describe(**v);

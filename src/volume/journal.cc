@@ -43,6 +43,38 @@ bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
   return true;
 }
 
+StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
+                                     uint64_t generation, uint32_t chunk_size,
+                                     crypto::Aead& journal_aead, uint64_t from) {
+  ASSIGN_OR_RETURN(uint64_t size, file.Size());
+  uint64_t max_seq = 0;
+  // Read in windows; a frame that starts in one window is read whole.
+  constexpr size_t kWindow = 1 << 20;
+  Bytes buf;
+  for (uint64_t base = from; base + format::kFrameHeaderSize <= size; base += kWindow) {
+    buf.resize(std::min<uint64_t>(kWindow + format::kFrameHeaderSize, size - base));
+    size_t got = 0;
+    RETURN_IF_ERROR(file.ReadAt(base, buf, &got));
+    buf.resize(got);
+    for (size_t i = 0; i + format::kFrameHeaderSize <= buf.size() && i < kWindow; ++i) {
+      if (LoadU32(buf.data() + i) != format::kFrameMagic || buf[i + 4] != static_cast<uint8_t>(format::FrameType::kCommit)) {
+        continue;
+      }
+      auto body = format::FrameBodyLength(std::span<const uint8_t>(buf).subspan(i), chunk_size);
+      if (!body || base + i + format::kFrameHeaderSize + *body > size) continue;
+      Bytes frame(format::kFrameHeaderSize + *body);
+      RETURN_IF_ERROR(file.ReadAt(base + i, frame, &got));
+      if (got != frame.size()) continue;
+      auto f = format::ParseFrame(frame, chunk_size);
+      if (!f || f->type != format::FrameType::kCommit) continue;
+      if (journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq), f->sealed).ok()) {
+        max_seq = std::max(max_seq, f->seq);
+      }
+    }
+  }
+  return max_seq;
+}
+
 Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
                    uint32_t chunk_size, crypto::Aead& journal_aead,
                    const std::function<Status(ScannedTxn&&)>& on_txn,

@@ -162,7 +162,7 @@ class VolumeImpl final : public Volume {
     std::lock_guard<std::mutex> l(mu_);
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
     const Inode& d = inodes_.at(ino);
-    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path) + ": not a directory");
     std::vector<DirEntry> out;
     for (const auto& [name, child] : d.children) {
       out.push_back({name, ToFileType(inodes_.at(child).rec.type), child});
@@ -174,7 +174,7 @@ class VolumeImpl final : public Volume {
     std::lock_guard<std::mutex> l(mu_);
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
-    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path));
+    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path) + ": already exists");
     Inode& in = NewInode(pn.first, pn.second, InodeType::kDirectory, mode);
     (void)in;
     return Status::Ok();
@@ -185,9 +185,9 @@ class VolumeImpl final : public Volume {
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
     Inode& d = inodes_.at(ino);
-    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path) + ": not a directory");
     if (ino == format::kRootIno) return PermissionDenied("cannot remove the volume's root");
-    if (!d.children.empty()) return DirectoryNotEmpty(std::string(path));
+    if (!d.children.empty()) return DirectoryNotEmpty(std::string(path) + ": directory not empty");
     Unlink(ino);
     return Status::Ok();
   }
@@ -196,7 +196,7 @@ class VolumeImpl final : public Volume {
     std::lock_guard<std::mutex> l(mu_);
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
-    if (inodes_.at(ino).rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    if (inodes_.at(ino).rec.type == InodeType::kDirectory) return IsADirectory(std::string(path) + ": is a directory");
     Unlink(ino);
     return Status::Ok();
   }
@@ -210,7 +210,7 @@ class VolumeImpl final : public Volume {
       return InvalidArgument("invalid symlink target");
     }
     ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
-    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path));
+    if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path) + ": already exists");
     Inode& in = NewInode(pn.first, pn.second, InodeType::kSymlink, 0777);
     in.rec.target = std::string(target);
     return Status::Ok();
@@ -247,7 +247,7 @@ class VolumeImpl final : public Volume {
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
     Inode& f = inodes_.at(ino);
-    if (f.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    if (f.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path) + ": is a directory");
     if (f.rec.type != InodeType::kFile) return InvalidArgument(std::string(path) + " is not a file");
     return Guard(TruncateInode(f, size));
   }
@@ -364,6 +364,7 @@ class VolumeImpl final : public Volume {
   Status EnsureJournal();
   Status Append(std::span<const uint8_t> frame, uint64_t* at);
   Status Checkpoint();
+  Status Rotate();
   Status CollectGarbage(bool trim);
   void RecomputeProtected() {
     protected_ = base_ext_;
@@ -374,6 +375,7 @@ class VolumeImpl final : public Volume {
     for (auto& [id, e] : base_ext_) refs.insert(id);
     for (auto& [g, m] : journal_ext_)
       for (auto& [id, e] : m) refs.insert(id);
+    for (auto& [id, e] : later_ext_) refs.insert(id);
     for (auto& [ino, in] : inodes_)
       if (in.rec.type == InodeType::kFile) refs.insert(in.rec.object_id);
     return refs;
@@ -425,6 +427,7 @@ class VolumeImpl final : public Volume {
   std::unordered_map<PageKey, JournalLoc, PageKeyHash> overlay_;
   ExtentMap base_ext_;
   std::map<uint64_t, ExtentMap> journal_ext_;
+  ExtentMap later_ext_;  // read-only opens: commits newer than the one opened
   ExtentMap protected_;
 
   crypto::Sha256Hasher txn_hash_;
@@ -451,7 +454,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     }
     lock_ = std::move(lock).value();
   }
-  auto header_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kHeaderFile));
+  auto header_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kHeaderFile), 4096);
   if (!header_bytes.ok()) {
     if (header_bytes.status().code() == StatusCode::kNotFound) {
       return NotFound("not a Cloister volume (no " + std::string(format::kHeaderFile) + " file)");
@@ -469,7 +472,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   for (uint32_t i = 0; i < 64; ++i) pow_[i] = format::Power(F_, i);
 
   // Base manifest (the last checkpoint).
-  auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile));
+  auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile), format::kMaxCommitBody + 64);
   if (!mf_bytes.ok()) {
     if (mf_bytes.status().code() == StatusCode::kNotFound) {
       return IntegrityError("the manifest is missing");
@@ -507,6 +510,9 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   // must follow the previous state exactly: next seq and that state's tag.
   std::set<std::pair<size_t, uint64_t>> accepted;
   bool broken_chain = false;
+  // Highest authentic commit that had to be left out of the chain. A crash
+  // can only leave out the one commit it interrupted (seq = last + 1).
+  uint64_t left_out_seq = 0;
   for (uint64_t g : gens) {
     ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(g)),
                                               read_only_ ? os::OpenMode::kReadOnly : os::OpenMode::kReadWrite));
@@ -516,11 +522,16 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     RETURN_IF_ERROR(internal::ScanJournal(
         *file, header_.volume_id, g, C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
-          if (broken_chain || t.seq <= base.seq) return Status::Ok();
+          if (t.seq <= base.seq) return Status::Ok();
+          if (broken_chain) {
+            left_out_seq = std::max(left_out_seq, t.seq);
+            return Status::Ok();
+          }
           auto m = format::DecodeManifest(t.manifest, C_);
           if (t.seq != states.back().seq + 1 || !ConstantTimeEquals(t.prev_tag, states.back().tag) ||
               !m.ok() || m->seq != t.seq) {
             broken_chain = true;
+            left_out_seq = std::max(left_out_seq, t.seq);
             return Status::Ok();
           }
           states.push_back({t.seq, format::ComputeTag(keys_.tag, header_.volume_id, t.seq, t.manifest)});
@@ -528,11 +539,24 @@ Status VolumeImpl::Init(const SecretBytes& key) {
           return Status::Ok();
         },
         &valid_end, &size));
+    if (valid_end < size) {
+      ASSIGN_OR_RETURN(uint64_t probed,
+                       internal::ProbeCommitsAfter(*file, header_.volume_id, g, C_, *jaead, valid_end));
+      left_out_seq = std::max(left_out_seq, probed);
+    }
     files.push_back(std::move(file));
     valid_ends.push_back(valid_end);
     sizes.push_back(size);
   }
 
+  if (left_out_seq > states.back().seq + 1 && !opts_.expected_tag) {
+    // Not the trace of a crash: a commit that authenticates survives behind
+    // one that does not. Choosing the last readable state would silently
+    // throw committed data away, so only an expected tag may choose.
+    return IntegrityError("the journal is damaged: commit " + std::to_string(left_out_seq) +
+                          " exists but the chain breaks after commit " + std::to_string(states.back().seq) +
+                          "; open with the expected tag to choose a state");
+  }
   size_t chosen = states.size() - 1;
   if (opts_.expected_tag) {
     bool found = false;
@@ -559,13 +583,24 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   std::vector<bool> retained(gens.size(), false);
   std::vector<uint64_t> truncate_at(gens.size(), 0);
   std::vector<uint64_t> commits(gens.size(), 0);
+  std::vector<uint64_t> last_end(gens.size(), 0);
   for (size_t k = 0; k < gens.size(); ++k) {
     uint64_t dummy_end = 0, dummy_size = 0;
     ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(gens[k]));
     RETURN_IF_ERROR(internal::ScanJournal(
         *files[k], header_.volume_id, gens[k], C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
-          if (!accepted.count({k, t.end}) || t.seq > chosen_seq) return Status::Ok();
+          if (!accepted.count({k, t.end})) return Status::Ok();
+          last_end[k] = t.end;
+          if (t.seq > chosen_seq) {
+            // A newer commit than the one asked for. A writable open drops
+            // it; a read-only one must not call its objects leftovers.
+            if (read_only_) {
+              ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
+              internal::MergeExtents(later_ext_, internal::ExtentsOf(m, C_));
+            }
+            return Status::Ok();
+          }
           retained[k] = true;
           truncate_at[k] = t.end;
           commits[k]++;
@@ -582,11 +617,9 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   RecomputeProtected();
 
   for (size_t k = 0; k < gens.size(); ++k) {
+    journal_tail_bytes_ += sizes[k] - last_end[k];
     if (retained[k]) {
-      journal_tail_bytes_ += sizes[k] - truncate_at[k];
       journals_.push_back(Journal{gens[k], std::move(files[k]), truncate_at[k], commits[k]});
-    } else {
-      journal_tail_bytes_ += sizes[k];
     }
   }
   if (read_only_) {
@@ -595,6 +628,8 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   }
 
   // Writable: discard everything after the chosen state, then clean up.
+  // Later journals go first (durably), then the retained one is cut: a
+  // crash in between leaves a consistent chain, never a gap.
   bool changed = false;
   for (size_t k = 0; k < gens.size(); ++k) {
     if (!retained[k]) {
@@ -603,6 +638,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
       changed = true;
     }
   }
+  if (changed) RETURN_IF_ERROR(env_.SyncDir(dir_));
   for (Journal& j : journals_) {
     ASSIGN_OR_RETURN(uint64_t size, j.file->Size());
     if (size != j.size) {
@@ -610,10 +646,11 @@ Status VolumeImpl::Init(const SecretBytes& key) {
       RETURN_IF_ERROR(j.file->Sync());
     }
   }
-  if (changed) RETURN_IF_ERROR(env_.SyncDir(dir_));
   journal_tail_bytes_ = 0;
   env_.RemoveFile(os::JoinPath(dir_, std::string(format::kManifestFile) + ".tmp")).ok();
   RETURN_IF_ERROR(CollectGarbage(/*trim=*/true));
+  // A rotation that was due when the last writer stopped is due now.
+  RETURN_IF_ERROR(Rotate());
   // Objects and journals that an interrupted transaction created may exist
   // without durable names. Later commits write into existing objects
   // without creating them, so make every surviving name durable now.
@@ -667,7 +704,7 @@ StatusOr<uint64_t> VolumeImpl::Resolve(std::string_view path) {
   uint64_t cur = format::kRootIno;
   for (const auto& p : parts) {
     const Inode& d = inodes_.at(cur);
-    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    if (d.rec.type != InodeType::kDirectory) return NotADirectory(std::string(path) + ": not a directory");
     auto it = d.children.find(p);
     if (it == d.children.end()) return NotFound(std::string(path) + ": no such file or directory");
     cur = it->second;
@@ -686,7 +723,7 @@ StatusOr<std::pair<uint64_t, std::string>> VolumeImpl::ResolveParent(std::string
     auto it = d.children.find(p);
     if (it == d.children.end()) return NotFound(std::string(path) + ": no such file or directory");
     cur = it->second;
-    if (inodes_.at(cur).rec.type != InodeType::kDirectory) return NotADirectory(std::string(path));
+    if (inodes_.at(cur).rec.type != InodeType::kDirectory) return NotADirectory(std::string(path) + ": not a directory");
   }
   return std::make_pair(cur, leaf);
 }
@@ -770,10 +807,10 @@ Status VolumeImpl::Rename(std::string_view from, std::string_view to) {
     if (victim == src) return Status::Ok();
     Inode& v = inodes_.at(victim);
     if (s.rec.type == InodeType::kDirectory) {
-      if (v.rec.type != InodeType::kDirectory) return NotADirectory(std::string(to));
-      if (!v.children.empty()) return DirectoryNotEmpty(std::string(to));
+      if (v.rec.type != InodeType::kDirectory) return NotADirectory(std::string(to) + ": not a directory");
+      if (!v.children.empty()) return DirectoryNotEmpty(std::string(to) + ": directory not empty");
     } else if (v.rec.type == InodeType::kDirectory) {
-      return IsADirectory(std::string(to));
+      return IsADirectory(std::string(to) + ": is a directory");
     }
     Unlink(victim);
   }
@@ -794,16 +831,16 @@ StatusOr<std::unique_ptr<File>> VolumeImpl::OpenFile(std::string_view path, cons
   bool write = flags.write || flags.create || flags.truncate;
   if (write) RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(auto parts, SplitPath(path));
-  if (parts.empty()) return IsADirectory("/");
+  if (parts.empty()) return IsADirectory("/: is a directory");
   ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
   Inode& parent = inodes_.at(pn.first);
   auto it = parent.children.find(pn.second);
   uint64_t ino;
   if (it != parent.children.end()) {
-    if (flags.create && flags.exclusive) return AlreadyExists(std::string(path));
+    if (flags.create && flags.exclusive) return AlreadyExists(std::string(path) + ": already exists");
     ino = it->second;
     Inode& in = inodes_.at(ino);
-    if (in.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path));
+    if (in.rec.type == InodeType::kDirectory) return IsADirectory(std::string(path) + ": is a directory");
     if (in.rec.type == InodeType::kSymlink) {
       return InvalidArgument(std::string(path) + " is a symbolic link");
     }
@@ -1357,6 +1394,7 @@ StatusOr<Tag> VolumeImpl::Commit() {
   std::lock_guard<std::mutex> l(mu_);
   RETURN_IF_ERROR(CheckWritable());
   if (!Dirty()) return tag_;
+  bool too_large = false;
   Status s = [&]() -> Status {
     RETURN_IF_ERROR(FlushAll());
     // 1. Everything the commit refers to must be durable before the commit
@@ -1373,6 +1411,7 @@ StatusOr<Tag> VolumeImpl::Commit() {
     format::Manifest m = BuildManifest(seq);
     Bytes manifest = format::EncodeManifest(m);
     if (manifest.size() + 8 + 64 + crypto::kAeadNonceSize + crypto::kAeadTagSize > format::kMaxCommitBody) {
+      too_large = true;  // nothing of the commit was written: the volume stays usable
       return ResourceExhausted("the volume's metadata exceeds " +
                                std::to_string(format::kMaxCommitBody >> 20) + " MiB (too many files)");
     }
@@ -1404,18 +1443,26 @@ StatusOr<Tag> VolumeImpl::Commit() {
     j.commits++;
     return Status::Ok();
   }();
-  if (!s.ok()) return Guard(s);
+  if (!s.ok()) return too_large ? s : Guard(s);
   // The commit is durable; a failure from here on must not hide its tag.
-  Journal& j = journals_.back();
-  if (j.size >= opts_.journal_rotate_bytes || j.commits >= format::kMaxCommitsPerJournal) {
-    Status cp = journals_.size() >= 2 ? Checkpoint() : Status::Ok();
-    if (!cp.ok()) {
-      Guard(cp).ok();
-    } else {
-      need_new_journal_ = true;
-    }
-  }
+  Status cp = Rotate();
+  if (!cp.ok()) Guard(cp).ok();
   return tag_;
+}
+
+Status VolumeImpl::Rotate() {
+  // Once the newest journal is full the next commit starts a new one; at
+  // most two journals are kept, the oldest being applied when a third would
+  // begin. The newest commit always stays in a journal.
+  if (journals_.empty()) return Status::Ok();
+  const Journal& j = journals_.back();
+  if (j.size >= opts_.journal_rotate_bytes || j.commits >= format::kMaxCommitsPerJournal) {
+    need_new_journal_ = true;
+  }
+  while (journals_.size() > 2 || (need_new_journal_ && journals_.size() == 2)) {
+    RETURN_IF_ERROR(Checkpoint());
+  }
+  return Status::Ok();
 }
 
 Status VolumeImpl::Checkpoint() {
@@ -1548,7 +1595,11 @@ StatusOr<VerifyReport> VolumeImpl::Verify() {
       report.problems.push_back("unreferenced object objects/" + name);
       continue;
     }
-    const Extent& e = protected_[id];
+    Extent e = protected_[id];
+    if (auto l = later_ext_.find(id); l != later_ext_.end()) {
+      e.data = std::max(e.data, l->second.data);
+      e.node = std::max(e.node, l->second.node);
+    }
     uint64_t limit = kind == PageKind::kData ? e.data : e.node;
     ASSIGN_OR_RETURN(os::File * file, ObjectFile(id, kind, false));
     if (file == nullptr) continue;

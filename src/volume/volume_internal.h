@@ -66,6 +66,14 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generat
                    const std::function<Status(ScannedTxn&&)>& on_txn,
                    uint64_t* valid_end, uint64_t* file_size);
 
+// Looks behind the point where a scan stopped (`from`) for commit frames
+// that still authenticate, and returns the highest sequence number among
+// them (0 if none). A crash leaves at most the one commit that was being
+// written behind that point; anything later means the journal was damaged.
+StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
+                                     uint64_t generation, uint32_t chunk_size,
+                                     crypto::Aead& journal_aead, uint64_t from);
+
 // Object file names: 32 hex digits, plus ".m" for the node file.
 std::string ObjectName(const Id& id, format::PageKind kind);
 bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind);
