@@ -73,8 +73,8 @@ struct OpenOptions {
   bool read_only = false;
   // Budget for cached hash-tree nodes.
   size_t cache_bytes = size_t{16} << 20;
-  // The journal is checkpointed into the data objects when it grows beyond
-  // this size.
+  // A journal that reaches this size is closed; the next commit starts a new
+  // one, and the older of two journals is then checkpointed into the objects.
   uint64_t journal_rotate_bytes = uint64_t{64} << 20;
   // A file's data key is replaced (the file re-encrypted under a new one)
   // before it has been used for this many chunk encryptions, which keeps

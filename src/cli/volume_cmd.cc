@@ -321,7 +321,7 @@ Status MkdirParents(Volume& v, const std::string& path) {
     if (cur.empty() || cur == "/") continue;
     auto st = v.GetStat(cur);
     if (st.ok()) {
-      if (st->type != volume::FileType::kDirectory) return NotADirectory(cur + " is not a directory");
+      if (st->type != volume::FileType::kDirectory) return NotADirectory(cur + ": not a directory");
       continue;
     }
     if (st.status().code() != StatusCode::kNotFound) return st.status();

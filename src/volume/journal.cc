@@ -48,6 +48,11 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
                                      crypto::Aead& journal_aead, uint64_t from) {
   ASSIGN_OR_RETURN(uint64_t size, file.Size());
   uint64_t max_seq = 0;
+  // A torn tail holds at most the one commit frame that was being written;
+  // many candidates prove damage at once and bound the work on a hostile
+  // tail.
+  constexpr int kMaxCandidates = 16;
+  int candidates = 0;
   // Read in windows; a frame that starts in one window is read whole.
   constexpr size_t kWindow = 1 << 20;
   Bytes buf;
@@ -62,6 +67,7 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
       }
       auto body = format::FrameBodyLength(std::span<const uint8_t>(buf).subspan(i), chunk_size);
       if (!body || base + i + format::kFrameHeaderSize + *body > size) continue;
+      if (++candidates > kMaxCandidates) return ~uint64_t{0};
       Bytes frame(format::kFrameHeaderSize + *body);
       RETURN_IF_ERROR(file.ReadAt(base + i, frame, &got));
       if (got != frame.size()) continue;

@@ -115,9 +115,9 @@ StatusOr<std::vector<std::string>> SplitPath(std::string_view path) {
     size_t j = path.find('/', i);
     if (j == std::string_view::npos) j = path.size();
     std::string_view part = path.substr(i, j - i);
-    if (part == "..") return InvalidArgument("'..' is not allowed in volume paths");
+    if (part == "..") return InvalidArgument(std::string(path) + ": '..' is not allowed in volume paths");
     if (!part.empty() && part != ".") {
-      if (part.size() > format::kMaxNameLength) return InvalidArgument("file name too long");
+      if (part.size() > format::kMaxNameLength) return InvalidArgument(std::string(path) + ": file name too long");
       if (part.find('\0') != std::string_view::npos) return InvalidArgument("NUL in path");
       parts.emplace_back(part);
     }
@@ -553,8 +553,10 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     // Not the trace of a crash: a commit that authenticates survives behind
     // one that does not. Choosing the last readable state would silently
     // throw committed data away, so only an expected tag may choose.
-    return IntegrityError("the journal is damaged: commit " + std::to_string(left_out_seq) +
-                          " exists but the chain breaks after commit " + std::to_string(states.back().seq) +
+    return IntegrityError("the journal is damaged: " +
+                          (left_out_seq == ~uint64_t{0} ? std::string("later commits exist")
+                                                        : "commit " + std::to_string(left_out_seq) + " exists") +
+                          " but the chain breaks after commit " + std::to_string(states.back().seq) +
                           "; open with the expected tag to choose a state");
   }
   size_t chosen = states.size() - 1;
@@ -631,7 +633,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   // Later journals go first (durably), then the retained one is cut: a
   // crash in between leaves a consistent chain, never a gap.
   bool changed = false;
-  for (size_t k = 0; k < gens.size(); ++k) {
+  for (size_t k = gens.size(); k-- > 0;) {  // newest first: a crash never leaves a gap
     if (!retained[k]) {
       files[k].reset();
       RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(dir_, format::JournalName(gens[k]))));

@@ -68,7 +68,8 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generat
 
 // Looks behind the point where a scan stopped (`from`) for commit frames
 // that still authenticate, and returns the highest sequence number among
-// them (0 if none). A crash leaves at most the one commit that was being
+// them (0 if none; all ones if the tail holds implausibly many candidate
+// commit frames). A crash leaves at most the one commit that was being
 // written behind that point; anything later means the journal was damaged.
 StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
                                      uint64_t generation, uint32_t chunk_size,
