@@ -2,7 +2,8 @@
 # Installs what is missing, builds, and runs every test:
 #  1. the unit and integration tests (ctest) in a normal build;
 #  2. the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer;
-#  3. a short libFuzzer run over the parsers of on-disk structures.
+#  3. the tests that use threads under ThreadSanitizer;
+#  4. a short libFuzzer run over the parsers of on-disk structures.
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
@@ -17,6 +18,12 @@ echo "== unit tests under ASan + UBSan"
 cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefined \
   -DCMAKE_CXX_FLAGS="-fno-sanitize-recover=undefined"
 (cd build-asan && ctest --output-on-failure -j 2 -L unit)
+
+echo "== threaded tests under ThreadSanitizer"
+cmake -S "$CLOISTER_ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOISTER_TESTS=ON \
+  -DCLOISTER_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test
+(cd build-tsan && ctest --output-on-failure -R '^(base|crypto|os|volume)_test$')
 
 echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
 cloister_build build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF

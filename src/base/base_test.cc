@@ -79,3 +79,48 @@ TEST(SecretTest, ComparesInConstantTimeAndCopies) {
 
 }  // namespace
 }  // namespace cloister
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "base/parallel.h"
+
+namespace cloister {
+namespace {
+
+TEST(ParallelForTest, CoversEveryIndexOnceWithDistinctSlots) {
+  ParallelFor pool(3);
+  for (size_t n : {0u, 1u, 5u, 100u, 1000u}) {
+    std::vector<std::atomic<int>> hits(n);
+    std::vector<std::atomic<int>> slot_busy(pool.threads());
+    std::atomic<bool> overlap{false};
+    pool.Run(n, 10, [&](size_t b, size_t e, size_t slot) {
+      if (slot_busy[slot].fetch_add(1) != 0) overlap = true;
+      for (size_t i = b; i < e; ++i) hits[i]++;
+      slot_busy[slot].fetch_sub(1);
+    });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << n << " " << i;
+    EXPECT_FALSE(overlap);
+  }
+}
+
+TEST(ParallelForTest, RunsSeriallyInAForkedChild) {
+  ParallelFor pool(2);
+  pool.Run(100, 1, [](size_t, size_t, size_t) {});  // start the worker
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int sum = 0;
+    pool.Run(100, 1, [&](size_t b, size_t e, size_t slot) { sum += static_cast<int>(e - b) + static_cast<int>(slot); });
+    _exit(sum == 100 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace cloister

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/parallel.h"
 #include "base/secret.h"
 #include "crypto/crypto.h"
 #include "os/env.h"
@@ -331,9 +332,17 @@ class VolumeImpl final : public Volume {
   Status Rekey(Inode& f);
 
   // ---- chunks ----
-  StatusOr<crypto::Aead*> AeadFor(const Id& obj);
+  StatusOr<crypto::Aead*> AeadFor(const Id& obj, size_t slot);
+  // Chunks per parallel task: at least 64 KiB, so that handing work to
+  // another thread costs much less than the work.
+  size_t ParallelGrain() const { return std::max<size_t>(16, (size_t{64} << 10) / C_); }
+  void ForgetAead(const Id& obj) {
+    for (auto& m : aeads_) m.erase(obj);
+  }
   Status ReadChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* out);
-  Status WriteChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* plain);
+  // Encrypts `count` plaintext chunks from `plain` into `out` (which may be
+  // the same buffer) and stores them.
+  Status WriteChunks(Inode& f, uint64_t first, uint64_t count, const uint8_t* plain, uint8_t* out);
   Status WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> data);
 
   StatusOr<crypto::Aead*> JournalAead(uint64_t gen) {
@@ -418,7 +427,11 @@ class VolumeImpl final : public Volume {
     bool writable[2] = {false, false};
   };
   std::unordered_map<Id, ObjectFiles, IdHash> objects_;
-  std::unordered_map<Id, std::unique_ptr<crypto::Aead>, IdHash> aeads_;
+  // Chunk ciphers per object, one map per parallel slot (an Aead object is
+  // not safe for concurrent use).
+  ParallelFor pool_{ParallelFor::DefaultThreads()};
+  std::vector<std::unordered_map<Id, std::unique_ptr<crypto::Aead>, IdHash>> aeads_ =
+      std::vector<std::unordered_map<Id, std::unique_ptr<crypto::Aead>, IdHash>>(pool_.threads());
 
   std::vector<Journal> journals_;
   bool need_new_journal_ = false;
@@ -772,7 +785,7 @@ void VolumeImpl::FreeInode(uint64_t ino) {
     Id obj = in.rec.object_id;
     DropNodes(obj, [](uint32_t, uint64_t) { return true; });
     obj_to_ino_.erase(obj);
-    aeads_.erase(obj);
+    ForgetAead(obj);
   }
   inodes_.erase(ino);
 }
@@ -1039,7 +1052,7 @@ Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
     Bytes chunk(C_);
     RETURN_IF_ERROR(ReadChunks(f, n2 - 1, 1, chunk.data()));
     std::fill(chunk.begin() + static_cast<ptrdiff_t>(size % C_), chunk.end(), 0);
-    RETURN_IF_ERROR(WriteChunks(f, n2 - 1, 1, chunk.data()));
+    RETURN_IF_ERROR(WriteChunks(f, n2 - 1, 1, chunk.data(), chunk.data()));
   }
   if (n2 == 0) {
     DropNodes(obj, [](uint32_t, uint64_t) { return true; });
@@ -1086,18 +1099,18 @@ Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
 // ======================================================================
 // Chunks
 
-StatusOr<crypto::Aead*> VolumeImpl::AeadFor(const Id& obj) {
-  auto it = aeads_.find(obj);
-  if (it != aeads_.end()) return it->second.get();
-  if (aeads_.size() > 1024) aeads_.clear();
+StatusOr<crypto::Aead*> VolumeImpl::AeadFor(const Id& obj, size_t slot) {
+  auto& map = aeads_[slot];
+  auto it = map.find(obj);
+  if (it != map.end()) return it->second.get();
+  if (map.size() > 1024) map.clear();
   ASSIGN_OR_RETURN(SecretBytes k, format::DeriveObjectKey(key_, header_.volume_id, obj));
   ASSIGN_OR_RETURN(auto a, crypto::Aead::New(k));
-  return (aeads_[obj] = std::move(a)).get();
+  return (map[obj] = std::move(a)).get();
 }
 
 Status VolumeImpl::ReadChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* out) {
   const Id obj = f.rec.object_id;
-  ASSIGN_OR_RETURN(crypto::Aead * aead, AeadFor(obj));
   std::vector<Entry> entries(count);
   for (uint64_t k = 0; k < count; ++k) {
     ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, first + k, false));
@@ -1120,53 +1133,105 @@ Status VolumeImpl::ReadChunks(Inode& f, uint64_t first, uint64_t count, uint8_t*
         ++run;
       }
     }
-    size_t got = 0;
-    RETURN_IF_ERROR(ReadPage(first_key, std::span<uint8_t>(out + k * C_, run * C_), &got));
-    for (uint64_t r = 0; r < run; ++r) {
-      uint64_t idx = first + k + r;
-      uint8_t* p = out + (k + r) * C_;
-      crypto::Nonce nonce;
-      crypto::AeadTag tag;
-      uint8_t aad[format::kChunkAadSize];
-      format::ChunkAad(header_.volume_id, obj, idx, aad);
-      Status s = got < (r + 1) * C_ ? IntegrityError("missing")
-                 : !format::ParseLeaf(entries[k + r], nonce, tag)
-                     ? IntegrityError("bad leaf")
-                 : auth_only_ ? aead->Verify(aad, std::span<const uint8_t>(p, C_), nonce, tag)
-                              : aead->Open(aad, nonce, tag, std::span<const uint8_t>(p, C_),
-                                           std::span<uint8_t>(p, C_));
-      if (!s.ok()) {
-        std::fill(out, out + count * C_, 0);
-        return IntegrityError("file " + PathOf(f.rec.ino) + ": chunk " + std::to_string(idx) +
-                              (got < (r + 1) * C_ ? " is missing from the disk" : " does not authenticate"));
+    // Each of the pool's threads reads its part of the run from the object
+    // (or the single journaled page) and authenticates and decrypts it, so
+    // copying from the disk cache overlaps with the cipher. Each slot
+    // records the first chunk that failed.
+    os::File* object = nullptr;
+    if (!in_overlay) {
+      ASSIGN_OR_RETURN(object, ObjectFile(obj, PageKind::kData, false));
+    }
+    std::vector<uint64_t> failed(pool_.threads(), run);
+    std::vector<uint64_t> missing_from(pool_.threads(), run);
+    Status setup;
+    std::mutex setup_mu;
+    pool_.Run(run, ParallelGrain(), [&](size_t b, size_t e, size_t slot) {
+      auto fail_setup = [&](const Status& s) {
+        std::lock_guard<std::mutex> l(setup_mu);
+        setup = s;
+        failed[slot] = b;
+      };
+      size_t got = 0;
+      Status rs = in_overlay ? ReadPage(first_key, std::span<uint8_t>(out + k * C_, C_), &got)
+                  : object == nullptr
+                      ? Status::Ok()
+                      : object->ReadAt((first + k + b) * C_, std::span<uint8_t>(out + (k + b) * C_, (e - b) * C_), &got);
+      if (!rs.ok()) return fail_setup(rs);
+      const uint64_t have = b + got / C_;  // chunks [b, have) are complete
+      auto aead = AeadFor(obj, slot);
+      if (!aead.ok()) return fail_setup(aead.status());
+      for (size_t r = b; r < e; ++r) {
+        if (r >= have) {
+          failed[slot] = missing_from[slot] = r;
+          return;
+        }
+        uint8_t* p = out + (k + r) * C_;
+        crypto::Nonce nonce;
+        crypto::AeadTag tag;
+        uint8_t aad[format::kChunkAadSize];
+        format::ChunkAad(header_.volume_id, obj, first + k + r, aad);
+        bool ok = format::ParseLeaf(entries[k + r], nonce, tag) &&
+                  (auth_only_ ? (*aead)->Verify(aad, std::span<const uint8_t>(p, C_), nonce, tag)
+                              : (*aead)->Open(aad, nonce, tag, std::span<const uint8_t>(p, C_),
+                                              std::span<uint8_t>(p, C_)))
+                      .ok();
+        if (!ok) {
+          failed[slot] = r;
+          return;
+        }
       }
+    });
+    uint64_t bad = *std::min_element(failed.begin(), failed.end());
+    if (bad < run) {
+      std::fill(out, out + count * C_, 0);  // never hand out unauthenticated bytes
+      RETURN_IF_ERROR(setup);
+      bool missing = std::find(missing_from.begin(), missing_from.end(), bad) != missing_from.end();
+      return IntegrityError("file " + PathOf(f.rec.ino) + ": chunk " + std::to_string(first + k + bad) +
+                            (missing ? " is missing from the disk" : " does not authenticate"));
     }
     k += run;
   }
   return Status::Ok();
 }
 
-Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, uint8_t* buf) {
-  // `buf` holds `count` plaintext chunks; they are encrypted in place.
+Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, const uint8_t* plain,
+                               uint8_t* buf) {
   const Id obj = f.rec.object_id;
-  ASSIGN_OR_RETURN(crypto::Aead * aead, AeadFor(obj));
-  for (uint64_t k = 0; k < count; ++k) {
-    uint64_t idx = first + k;
-    uint8_t* p = buf + k * C_;
-    crypto::Nonce nonce;
-    crypto::AeadTag tag;
-    uint8_t aad[format::kChunkAadSize];
-    format::ChunkAad(header_.volume_id, obj, idx, aad);
-    if (auth_only_) {
-      RETURN_IF_ERROR(aead->Authenticate(aad, std::span<const uint8_t>(p, C_), nonce, tag));
-    } else {
-      RETURN_IF_ERROR(aead->Seal(aad, std::span<const uint8_t>(p, C_), std::span<uint8_t>(p, C_), nonce, tag));
+  // Encrypt across the pool's threads, then record the leaves in order.
+  std::vector<Entry> leaves(count);
+  std::vector<Status> errors(pool_.threads());
+  pool_.Run(count, ParallelGrain(), [&](size_t b, size_t e, size_t slot) {
+    auto aead = AeadFor(obj, slot);
+    if (!aead.ok()) {
+      errors[slot] = aead.status();
+      return;
     }
-    ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, idx, true));
-    Entry leaf = format::MakeLeaf(nonce, tag);
-    std::copy(leaf.begin(), leaf.end(), e);
+    for (size_t k = b; k < e; ++k) {
+      const uint8_t* in = plain + k * C_;
+      uint8_t* p = buf + k * C_;
+      crypto::Nonce nonce;
+      crypto::AeadTag tag;
+      uint8_t aad[format::kChunkAadSize];
+      format::ChunkAad(header_.volume_id, obj, first + k, aad);
+      if (auth_only_ && in != p) std::memcpy(p, in, C_);
+      Status s = auth_only_ ? (*aead)->Authenticate(aad, std::span<const uint8_t>(p, C_), nonce, tag)
+                            : (*aead)->Seal(aad, std::span<const uint8_t>(in, C_), std::span<uint8_t>(p, C_),
+                                            nonce, tag);
+      if (!s.ok()) {
+        errors[slot] = s;
+        return;
+      }
+      leaves[k] = format::MakeLeaf(nonce, tag);
+    }
+  });
+  for (const Status& s : errors) RETURN_IF_ERROR(s);
+  for (uint64_t k = 0; k < count; ++k) {
+    ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, first + k, true));
+    std::copy(leaves[k].begin(), leaves[k].end(), e);
   }
   f.rec.encryptions += count;
+  // One write call per run (parallel writes into one file only contend for
+  // its lock).
   return WritePages(obj, PageKind::kData, first * C_, std::span<const uint8_t>(buf, count * C_));
 }
 
@@ -1188,13 +1253,13 @@ Status VolumeImpl::Rekey(Inode& f) {
   for (uint64_t c = 0; c < chunks; c += kBatchChunks) {
     uint64_t n = std::min<uint64_t>(kBatchChunks, chunks - c);
     RETURN_IF_ERROR(ReadChunks(f, c, n, buf.data()));
-    RETURN_IF_ERROR(WriteChunks(t, c, n, buf.data()));
+    RETURN_IF_ERROR(WriteChunks(t, c, n, buf.data(), buf.data()));
   }
   auto d = dirty_by_obj_.find(t.rec.object_id);
   if (d != dirty_by_obj_.end()) RETURN_IF_ERROR(FlushNodes(t));
   obj_to_ino_.erase(f.rec.object_id);
   DropNodes(f.rec.object_id, [](uint32_t, uint64_t) { return true; });
-  aeads_.erase(f.rec.object_id);
+  ForgetAead(f.rec.object_id);
   f.rec.object_id = t.rec.object_id;
   f.rec.root = t.rec.root;
   f.rec.encryptions = t.rec.encryptions;
@@ -1217,21 +1282,26 @@ Status VolumeImpl::WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> d
   Bytes buf;
   for (uint64_t c = first; c <= last; c += kBatchChunks) {
     uint64_t n = std::min<uint64_t>(kBatchChunks, last + 1 - c);
-    buf.resize(n * C_);
-    // Partial chunks at the edges keep their other bytes: read them first.
+    if (buf.size() < n * C_) buf.resize(n * C_);
     uint64_t lo = c * C_, hi = (c + n) * C_;
+    if (off <= lo && end >= hi) {
+      // Whole chunks: encrypt straight from the caller's data.
+      RETURN_IF_ERROR(WriteChunks(f, c, n, data.data() + (lo - off), buf.data()));
+      continue;
+    }
+    // Partial chunks at the edges keep their other bytes: read them first.
     if (off > lo && c < old_chunks) RETURN_IF_ERROR(ReadChunks(f, c, 1, buf.data()));
     else if (off > lo) std::fill(buf.begin(), buf.begin() + C_, 0);
     if (end < hi && (n > 1 || off <= lo)) {
       uint64_t lc = c + n - 1;
       if (lc < old_chunks) RETURN_IF_ERROR(ReadChunks(f, lc, 1, buf.data() + (n - 1) * C_));
-      else std::fill(buf.end() - C_, buf.end(), 0);
+      else std::fill(buf.begin() + static_cast<ptrdiff_t>((n - 1) * C_), buf.begin() + static_cast<ptrdiff_t>(n * C_), 0);
     }
     uint64_t copy_from = std::max(off, lo), copy_to = std::min(end, hi);
     std::copy(data.begin() + static_cast<ptrdiff_t>(copy_from - off),
               data.begin() + static_cast<ptrdiff_t>(copy_to - off),
               buf.begin() + static_cast<ptrdiff_t>(copy_from - lo));
-    RETURN_IF_ERROR(WriteChunks(f, c, n, buf.data()));
+    RETURN_IF_ERROR(WriteChunks(f, c, n, buf.data(), buf.data()));
   }
   f.rec.size = std::max(f.rec.size, end);
   f.rec.mtime_ns = NowNs();

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "volume/format.h"
 #include "volume/test_util.h"
 
@@ -414,6 +417,51 @@ TEST_F(VolumeTest, VerifyAtThePreviousTagFindsNoLeftovers) {
   auto r = v_->Verify();
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->problems.empty()) << r->problems[0];
+}
+
+TEST(VolumeConcurrencyTest, ThreadsShareOneVolume) {
+  // Several threads read and write their own files of one volume (4 KiB
+  // chunks, so large writes and reads are split across the crypto pool).
+  os::MemEnv env;
+  SecretBytes key = TestKey();
+  auto v = Volume::Create(env, "/vol", key, CreateOptions{});
+  ASSERT_TRUE(v.ok());
+  Volume& vol = **v;
+  constexpr int kThreads = 4;
+  std::vector<Bytes> contents(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string path = "/t" + std::to_string(t);
+      Bytes data = Pattern(2 << 20, static_cast<uint32_t>(t));
+      OpenFlags c;
+      c.create = true;
+      auto f = vol.OpenFile(path, c);
+      if (!f.ok()) return failures++, void();
+      for (size_t off = 0; off < data.size(); off += 300000) {
+        size_t n = std::min<size_t>(300000, data.size() - off);
+        if (!(*f)->WriteAt(off, std::span<const uint8_t>(data.data() + off, n)).ok()) failures++;
+        Bytes back(n);
+        auto r = (*f)->ReadAt(off, back);
+        if (!r.ok() || *r != n || !std::equal(back.begin(), back.end(), data.begin() + static_cast<ptrdiff_t>(off))) {
+          failures++;
+        }
+      }
+      if (t == 0 && !vol.Commit().ok()) failures++;
+      contents[t] = std::move(data);
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+  ASSERT_TRUE(vol.Commit().ok());
+  v->reset();
+  auto r = Volume::Open(env, "/vol", key, OpenOptions{});
+  ASSERT_TRUE(r.ok());
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(*ReadFile(**r, "/t" + std::to_string(t)), contents[t]);
+  auto report = (*r)->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->problems.empty());
 }
 
 TEST_F(VolumeTest, OneWriterAtATime) {
