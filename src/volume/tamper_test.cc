@@ -35,6 +35,7 @@
 #include "os/env.h"
 #include "os/mem_env.h"
 #include "volume/format.h"
+#include "volume/test_util.h"
 
 namespace cloister {
 // Readable status codes in test failure messages.
@@ -49,32 +50,14 @@ namespace fs = std::filesystem;
 constexpr size_t kChunk = 512;
 constexpr char kVol[] = "/vol";
 
-#define ASSERT_OK(expr)                                        \
-  do {                                                         \
-    ::cloister::Status _s = (expr);                            \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();    \
-  } while (0)
-
-#define EXPECT_OK(expr)                                        \
-  do {                                                         \
-    ::cloister::Status _s = (expr);                            \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString();    \
-  } while (0)
-
 SecretBytes Key(uint8_t seed) {
   SecretBytes k(kVolumeKeySize);
   for (size_t i = 0; i < k.size(); ++i) k.UnsafeMutableBytes()[i] = static_cast<uint8_t>(seed * 37 + i);
   return k;
 }
 
-Bytes Pattern(size_t n, uint32_t seed) {
-  Bytes b(n);
-  std::mt19937 rng(seed);
-  for (auto& x : b) x = static_cast<uint8_t>(rng());
-  return b;
-}
-
-Bytes Str(const std::string& s) { return Bytes(s.begin(), s.end()); }
+using testing::Pattern;
+using testing::Str;
 
 // `n` bytes made of `marker` repeated, so a leak of any chunk shows it.
 Bytes Repeat(const std::string& marker, size_t n) {
