@@ -5,8 +5,10 @@
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
-cloister_install "${CLOISTER_BUILD_DEPS[@]}" xxd
-cloister_build build >/dev/null
+cloister_install "${CLOISTER_BUILD_DEPS[@]}"
+echo "building (see build/demo-build.log)"
+mkdir -p build
+cloister_build build -DCLOISTER_TESTS=OFF > build/demo-build.log 2>&1 || { cat build/demo-build.log; exit 1; }
 cloister="$CLOISTER_ROOT/build/cloister"
 
 work="$(mktemp -d)"

@@ -18,7 +18,7 @@ cloister_install() {
 }
 
 CLOISTER_BUILD_DEPS=(build-essential cmake pkg-config libssl-dev libcli11-dev nlohmann-json3-dev)
-CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev xxd)
+CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev python3)
 
 # cloister_build DIR [cmake args...]
 cloister_build() {
