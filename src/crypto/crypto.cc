@@ -149,16 +149,22 @@ StatusOr<SecretBytes> HkdfSha256(const SecretBytes& ikm,
   EVP_KDF_free(kdf);
   if (ctx == nullptr) return InternalError("HKDF context allocation failed");
   char digest_name[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_octet_string(
-          OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.UnsafeBytes().data()),
-          ikm.size()),
-      OSSL_PARAM_construct_octet_string(
-          OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
-      OSSL_PARAM_construct_octet_string(
-          OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size()),
-      OSSL_PARAM_construct_end()};
+  // Empty salt or info are left out: HKDF then uses its defaults (a zero
+  // salt, no info), as RFC 5869 specifies.
+  OSSL_PARAM params[5];
+  size_t n = 0;
+  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0);
+  params[n++] = OSSL_PARAM_construct_octet_string(
+      OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.UnsafeBytes().data()), ikm.size());
+  if (!salt.empty()) {
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()),
+                                                    salt.size());
+  }
+  if (!info.empty()) {
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()),
+                                                    info.size());
+  }
+  params[n] = OSSL_PARAM_construct_end();
   SecretBytes out(length);
   int rc = EVP_KDF_derive(ctx, out.UnsafeMutableBytes().data(), length, params);
   EVP_KDF_CTX_free(ctx);

@@ -39,6 +39,14 @@ TEST(CryptoTest, HkdfRfc5869Case1) {
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
+TEST(CryptoTest, HkdfRfc5869Case3EmptySaltAndInfo) {
+  SecretBytes ikm = FromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
+  auto okm = HkdfSha256(ikm, {}, {}, 42);
+  ASSERT_TRUE(okm.ok()) << okm.status().ToString();
+  EXPECT_EQ(HexEncode(okm->UnsafeBytes()),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+}
+
 TEST(CryptoTest, AeadRoundTripAndEveryTamperFails) {
   auto key = RandomSecret(32);
   auto a = Aead::New(*key);
