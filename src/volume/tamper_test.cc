@@ -1002,7 +1002,9 @@ TEST_F(TamperTest, ForeignObjectFilesAreReportedAndIgnored) {
   const std::vector<std::string> foreign = {
       "objects/00112233445566778899aabbccddeeff",    // an unknown object
       "objects/00112233445566778899aabbccddeeff.m",  // and its node file
-      "objects/" + data_obj_[kSmall].substr(8, 31) + "0",  // a near-copy of a real name
+      // A near-copy of a real name (last digit changed; ids are random, so
+      // pick a digit that differs from the real one).
+      "objects/" + data_obj_[kSmall].substr(8, 31) + (data_obj_[kSmall].back() == '0' ? "1" : "0"),
       "objects/notes.txt",                                // not an object name at all
   };
   for (const auto& rel : foreign) {
