@@ -20,19 +20,19 @@ class EncryptedStore final : public Store {
   EncryptedStore(std::unique_ptr<Store> inner, SecretBytes name_key, std::unique_ptr<crypto::Aead> aead)
       : inner_(std::move(inner)), name_key_(std::move(name_key)), aead_(std::move(aead)) {}
 
-  StatusOr<std::optional<Bytes>> Get(std::string_view table, std::string_view key) override {
+  StatusOr<std::optional<Versioned>> GetVersioned(std::string_view table, std::string_view key) override {
     std::string row = RowKey(table, key);
-    ASSIGN_OR_RETURN(auto sealed, inner_->Get(table, row));
-    if (!sealed) return std::optional<Bytes>();
-    ASSIGN_OR_RETURN(auto rec, Open(table, row, *sealed));
-    return std::optional<Bytes>(std::move(rec.second));
+    ASSIGN_OR_RETURN(auto sealed, inner_->GetVersioned(table, row));
+    if (!sealed) return std::optional<Versioned>();
+    ASSIGN_OR_RETURN(auto rec, Open(table, row, sealed->value));
+    return std::optional<Versioned>(Versioned{std::move(rec.second), sealed->revision});
   }
 
-  Status Apply(const std::vector<Write>& batch) override {
+  StatusOr<uint64_t> Apply(const std::vector<Write>& batch) override {
     std::vector<Write> sealed;
     sealed.reserve(batch.size());
     for (const Write& w : batch) {
-      Write s{w.table, RowKey(w.table, w.key), std::nullopt};
+      Write s{w.table, RowKey(w.table, w.key), std::nullopt, w.if_revision};
       if (w.value) {
         Bytes plain;
         PutLengthPrefixed(plain, AsBytes(w.key));

@@ -42,28 +42,36 @@ class SqliteStore final : public Store {
         "PRAGMA synchronous=FULL;"
         "PRAGMA foreign_keys=OFF;"
         "CREATE TABLE IF NOT EXISTS records ("
-        "  tbl TEXT NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL, PRIMARY KEY (tbl, k)"
-        ") WITHOUT ROWID;";
+        "  tbl TEXT NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL, rev INTEGER NOT NULL,"
+        "  PRIMARY KEY (tbl, k)"
+        ") WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);";
     return Exec(setup);
   }
 
-  StatusOr<std::optional<Bytes>> Get(std::string_view table, std::string_view key) override {
+  StatusOr<std::optional<Versioned>> GetVersioned(std::string_view table, std::string_view key) override {
     std::lock_guard<std::mutex> l(mu_);
-    Statement s(db_, "SELECT v FROM records WHERE tbl = ?1 AND k = ?2");
-    if (!s.ok()) return Error("prepare");
-    s.BindText(1, table);
-    s.BindText(2, key);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_DONE) return std::optional<Bytes>();
-    if (rc != SQLITE_ROW) return Error("read");
-    return std::optional<Bytes>(Column(s, 0));
+    return Read(table, key);
   }
 
-  Status Apply(const std::vector<Write>& batch) override {
+  StatusOr<uint64_t> Apply(const std::vector<Write>& batch) override {
     std::lock_guard<std::mutex> l(mu_);
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    uint64_t revision = 0;
     Status st = [&]() -> Status {
-      Statement put(db_, "INSERT OR REPLACE INTO records (tbl, k, v) VALUES (?1, ?2, ?3)");
+      for (const Write& w : batch) {
+        if (!w.if_revision) continue;
+        ASSIGN_OR_RETURN(auto cur, Read(w.table, w.key));
+        uint64_t have = cur ? cur->revision : 0;
+        if (have != *w.if_revision) {
+          return FailedPrecondition("conflict: the record changed since it was read");
+        }
+      }
+      Statement rev(db_, "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value");
+      if (!rev.ok() || sqlite3_step(rev.get()) != SQLITE_ROW) return Error("revision");
+      revision = static_cast<uint64_t>(sqlite3_column_int64(rev.get(), 0));
+      Statement put(db_, "INSERT OR REPLACE INTO records (tbl, k, v, rev) VALUES (?1, ?2, ?3, ?4)");
       Statement del(db_, "DELETE FROM records WHERE tbl = ?1 AND k = ?2");
       if (!put.ok() || !del.ok()) return Error("prepare");
       for (const Write& w : batch) {
@@ -71,7 +79,10 @@ class SqliteStore final : public Store {
         sqlite3_reset(s.get());
         s.BindText(1, w.table);
         s.BindText(2, w.key);
-        if (w.value) s.BindBlob(3, *w.value);
+        if (w.value) {
+          s.BindBlob(3, *w.value);
+          sqlite3_bind_int64(s.get(), 4, static_cast<sqlite3_int64>(revision));
+        }
         if (sqlite3_step(s.get()) != SQLITE_DONE) return Error("write");
       }
       return Status::Ok();
@@ -80,7 +91,8 @@ class SqliteStore final : public Store {
       Exec("ROLLBACK").ok();
       return st;
     }
-    return Exec("COMMIT");
+    RETURN_IF_ERROR(Exec("COMMIT"));
+    return revision;
   }
 
   StatusOr<std::vector<std::pair<std::string, Bytes>>> Scan(std::string_view table) override {
@@ -99,6 +111,17 @@ class SqliteStore final : public Store {
   }
 
  private:
+  StatusOr<std::optional<Versioned>> Read(std::string_view table, std::string_view key) {
+    Statement s(db_, "SELECT v, rev FROM records WHERE tbl = ?1 AND k = ?2");
+    if (!s.ok()) return Error("prepare");
+    s.BindText(1, table);
+    s.BindText(2, key);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_DONE) return std::optional<Versioned>();
+    if (rc != SQLITE_ROW) return Error("read");
+    return std::optional<Versioned>(
+        Versioned{Column(s, 0), static_cast<uint64_t>(sqlite3_column_int64(s.get(), 1))});
+  }
   static Bytes Column(Statement& s, int i) {
     const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s.get(), i));
     return Bytes(p, p + sqlite3_column_bytes(s.get(), i));

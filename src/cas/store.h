@@ -27,15 +27,31 @@ class Store {
     std::string table;
     std::string key;
     std::optional<Bytes> value;  // nullopt deletes the record
+    // Compare-and-swap: apply the batch only if this record's revision is
+    // exactly this (0: the record must not exist). Revisions come from one
+    // store-wide counter, as etcd's do, so a deleted and re-created record
+    // never repeats one.
+    std::optional<uint64_t> if_revision;
+  };
+  struct Versioned {
+    Bytes value;
+    uint64_t revision = 0;  // of the batch that last wrote the record
   };
 
   virtual ~Store() = default;
 
   // The value of a record, or nullopt if there is none.
-  virtual StatusOr<std::optional<Bytes>> Get(std::string_view table, std::string_view key) = 0;
-  // Applies a batch atomically. When it returns OK the batch is durable: it
-  // survives a crash of the process or of the machine.
-  virtual Status Apply(const std::vector<Write>& batch) = 0;
+  StatusOr<std::optional<Bytes>> Get(std::string_view table, std::string_view key) {
+    ASSIGN_OR_RETURN(auto v, GetVersioned(table, key));
+    if (!v) return std::optional<Bytes>();
+    return std::optional<Bytes>(std::move(v->value));
+  }
+  virtual StatusOr<std::optional<Versioned>> GetVersioned(std::string_view table, std::string_view key) = 0;
+  // Applies a batch atomically: all of it or, if a revision condition does
+  // not hold (kFailedPrecondition, "conflict") or anything fails, none of
+  // it. When it returns OK the batch is durable: it survives a crash of the
+  // process or of the machine. Returns the batch's revision.
+  virtual StatusOr<uint64_t> Apply(const std::vector<Write>& batch) = 0;
   // Every record of a table, in key order.
   virtual StatusOr<std::vector<std::pair<std::string, Bytes>>> Scan(std::string_view table) = 0;
 };

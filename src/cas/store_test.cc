@@ -66,6 +66,36 @@ TEST_F(StoreTest, PutGetDeleteScanAndPersist) {
   EXPECT_EQ((*rows)[1].first, "b");
 }
 
+TEST_F(StoreTest, CompareAndSwapOnRevisions) {
+  auto s = OpenEncrypted();
+  // Create only if absent.
+  auto r1 = s->Apply({{"sessions", "app", B("v1"), 0}});
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(s->Apply({{"sessions", "app", B("again"), 0}}).status().code(), StatusCode::kFailedPrecondition);
+  auto cur = s->GetVersioned("sessions", "app");
+  ASSERT_TRUE(cur.ok() && cur->has_value());
+  EXPECT_EQ((*cur)->revision, *r1);
+  // Update against the revision read; a stale revision changes nothing,
+  // not even the other writes of its batch.
+  auto r2 = s->Apply({{"sessions", "app", B("v2"), *r1}});
+  ASSERT_TRUE(r2.ok());
+  EXPECT_GT(*r2, *r1);
+  EXPECT_EQ(s->Apply({{"sessions", "app", B("v3"), *r1}, {"history", "x", B("y")}}).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(s->Get("history", "x").value().has_value());
+  EXPECT_EQ(*s->Get("sessions", "app").value(), B("v2"));
+  // Delete and re-create: the revision never comes back (no ABA).
+  ASSERT_TRUE(s->Apply({{"sessions", "app", std::nullopt, *r2}}).ok());
+  auto r4 = s->Apply({{"sessions", "app", B("v4"), 0}});
+  ASSERT_TRUE(r4.ok());
+  EXPECT_EQ(s->Apply({{"sessions", "app", B("v5"), *r2}}).status().code(), StatusCode::kFailedPrecondition);
+  s.reset();
+  auto again = OpenEncrypted();
+  auto r5 = again->Apply({{"other", "k", B("v")}});
+  ASSERT_TRUE(r5.ok());
+  EXPECT_GT(*r5, *r4) << "revisions keep growing across restarts";
+}
+
 TEST_F(StoreTest, NothingReadableReachesTheDisk) {
   const std::string secret = "S3cr3t-value-4f9a8c1d";
   const std::string name = "production/billing-db";
