@@ -28,6 +28,7 @@ struct CommandGroup {
 constexpr CommandGroup kGroups[] = {
     {"volume", "Protected volumes: seal, read, change and verify encrypted directory trees",
      RegisterVolumeCommands},
+    {"identity", "Client identities for the CAS API (key and certificate)", RegisterIdentityCommands},
 };
 
 }  // namespace

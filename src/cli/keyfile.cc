@@ -54,19 +54,32 @@ StatusOr<SecretBytes> ReadKeyFile(const std::string& path) {
   return key;
 }
 
+Status WriteNewSecretFile(const std::string& path, std::span<const uint8_t> data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ErrnoStatus(path, errno);
+  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (ok) {
+    // The file must survive a power loss as surely as what it protects.
+    size_t slash = path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = dfd >= 0 && ::fsync(dfd) == 0;
+    err = errno;
+    if (dfd >= 0) ::close(dfd);
+  }
+  if (!ok) {
+    ::unlink(path.c_str());
+    return ErrnoStatus("writing " + path, err);
+  }
+  return Status::Ok();
+}
+
 StatusOr<SecretBytes> ReadOrCreateKeyFile(const std::string& path, bool* created) {
   *created = false;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return ReadKeyFile(path);
-    return ErrnoStatus("key file " + path, errno);
-  }
   auto key = crypto::RandomSecret(volume::kVolumeKeySize);
-  if (!key.ok()) {
-    ::close(fd);
-    ::unlink(path.c_str());
-    return key.status();
-  }
+  if (!key.ok()) return key.status();
   static constexpr char kDigits[] = "0123456789abcdef";
   SecretBytes text(kPrefixLen + 2 * volume::kVolumeKeySize + 1);
   auto t = text.UnsafeMutableBytes();
@@ -77,24 +90,9 @@ StatusOr<SecretBytes> ReadOrCreateKeyFile(const std::string& path, bool* created
     t[kPrefixLen + 2 * i + 1] = static_cast<uint8_t>(kDigits[k[i] & 0xf]);
   }
   t[t.size() - 1] = '\n';
-  bool ok = ::write(fd, t.data(), t.size()) == static_cast<ssize_t>(t.size()) && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    return ErrnoStatus("writing key file " + path, err);
-  }
-  // The key must survive a power loss as surely as the volume it opens.
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    int err = errno;
-    if (dfd >= 0) ::close(dfd);
-    ::unlink(path.c_str());
-    return ErrnoStatus("making key file " + path + " durable", err);
-  }
-  ::close(dfd);
+  Status s = WriteNewSecretFile(path, t);
+  if (s.code() == StatusCode::kAlreadyExists) return ReadKeyFile(path);
+  if (!s.ok()) return s.WithContext("key file");
   *created = true;
   return key;
 }
