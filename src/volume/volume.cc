@@ -176,8 +176,7 @@ class VolumeImpl final : public Volume {
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(auto pn, ResolveParent(path));
     if (inodes_.at(pn.first).children.count(pn.second)) return AlreadyExists(std::string(path) + ": already exists");
-    Inode& in = NewInode(pn.first, pn.second, InodeType::kDirectory, mode);
-    (void)in;
+    NewInode(pn.first, pn.second, InodeType::kDirectory, mode);
     return Status::Ok();
   }
 
@@ -279,7 +278,6 @@ class VolumeImpl final : public Volume {
   void FileClosed(uint64_t ino);
 
  private:
-  friend class FileImpl;
 
   // ---- namespace ----
   StatusOr<uint64_t> Resolve(std::string_view path);
@@ -375,9 +373,17 @@ class VolumeImpl final : public Volume {
   Status Checkpoint();
   Status Rotate();
   Status CollectGarbage(bool trim);
+  // Extents of every retained state (and, for a read-only open at an older
+  // tag, of the newer commits it leaves alone): nothing may overwrite them
+  // in place, and an object longer than them holds leftovers.
   void RecomputeProtected() {
     protected_ = base_ext_;
     for (auto& [g, e] : journal_ext_) internal::MergeExtents(protected_, e);
+    internal::MergeExtents(protected_, later_ext_);
+  }
+  uint64_t ProtectedLimit(const Id& obj, PageKind kind) {
+    const Extent& e = protected_[obj];
+    return kind == PageKind::kData ? e.data : e.node;
   }
   std::set<Id> Referenced() {
     std::set<Id> refs;
@@ -908,7 +914,10 @@ StatusOr<uint8_t*> VolumeImpl::GetNode(const Id& obj, uint32_t level, uint64_t i
 }
 
 void VolumeImpl::MarkDirty(const Id& obj, uint32_t level, uint64_t index) {
-  cache_.at(NodeKey{obj, level, index}).dirty = true;
+  // Called for every chunk written; a node already dirty is already listed.
+  CachedNode& n = cache_.at(NodeKey{obj, level, index});
+  if (n.dirty) return;
+  n.dirty = true;
   dirty_by_obj_[obj].insert({level, index});
 }
 
@@ -1414,8 +1423,7 @@ Status VolumeImpl::ReadPage(const PageKey& key, std::span<uint8_t> out, size_t* 
 
 Status VolumeImpl::WritePages(const Id& obj, PageKind kind, uint64_t offset,
                               std::span<const uint8_t> pages) {
-  const Extent& ext = protected_[obj];
-  const uint64_t limit = kind == PageKind::kData ? ext.data : ext.node;
+  const uint64_t limit = ProtectedLimit(obj, kind);
   uint64_t k = 0;
   const uint64_t count = pages.size() / C_;
   while (k < count) {
@@ -1605,8 +1613,7 @@ Status VolumeImpl::CollectGarbage(bool trim) {
       if (!trim) continue;
       // Cut off what an interrupted transaction wrote past the end of
       // every retained state.
-      const Extent& e = protected_[id];
-      uint64_t limit = kind == PageKind::kData ? e.data : e.node;
+      const uint64_t limit = ProtectedLimit(id, kind);
       ASSIGN_OR_RETURN(os::File * file, ObjectFile(id, kind, true));
       ASSIGN_OR_RETURN(uint64_t size, file->Size());
       if (size > limit) {
@@ -1667,12 +1674,7 @@ StatusOr<VerifyReport> VolumeImpl::Verify() {
       report.problems.push_back("unreferenced object objects/" + name);
       continue;
     }
-    Extent e = protected_[id];
-    if (auto l = later_ext_.find(id); l != later_ext_.end()) {
-      e.data = std::max(e.data, l->second.data);
-      e.node = std::max(e.node, l->second.node);
-    }
-    uint64_t limit = kind == PageKind::kData ? e.data : e.node;
+    const uint64_t limit = ProtectedLimit(id, kind);
     ASSIGN_OR_RETURN(os::File * file, ObjectFile(id, kind, false));
     if (file == nullptr) continue;
     ASSIGN_OR_RETURN(uint64_t size, file->Size());
