@@ -3,7 +3,8 @@
 #  1. the unit and integration tests (ctest) in a normal build;
 #  2. the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer;
 #  3. the tests that use threads under ThreadSanitizer;
-#  4. a short libFuzzer run over the parsers of on-disk structures.
+#  4. short libFuzzer runs over the parsers of untrusted input (volume
+#     structures on disk, session documents uploaded to the CAS).
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
@@ -22,14 +23,22 @@ cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefi
 echo "== threaded tests under ThreadSanitizer"
 cmake -S "$CLOISTER_ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOISTER_TESTS=ON \
   -DCLOISTER_SANITIZE=thread >/dev/null
-cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test
-(cd build-tsan && ctest --output-on-failure -R '^(base|crypto|os|volume)_test$')
+cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test service_test
+(cd build-tsan && ctest --output-on-failure -R "^(base|crypto|os|volume|service)_test$")
 
 echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
-cloister_build build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF
+# The libraries are instrumented for coverage too (fuzzer-no-link), so the
+# fuzzer sees the branches of the parsers, not only of the harness.
+cmake -S "$CLOISTER_ROOT" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+  -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
   -max_total_time="${CLOISTER_FUZZ_SECONDS:-30}" -print_final_stats=1 2>&1 | tail -3
+echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-20} s, seeded from tests/policy)"
+mkdir "$corpus/policy"
+./build-fuzz/policy_fuzz "$corpus/policy" tests/policy -dict=tests/policy/policy_fuzz.dict -max_len=65536 \
+  -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-20}" -print_final_stats=1 2>&1 | tail -3
 
 echo "== all tests passed in $(( $(date +%s) - start )) s"

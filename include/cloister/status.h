@@ -32,6 +32,8 @@ enum class StatusCode {
   kUnimplemented,
   kResourceExhausted,
   kInternal,
+  kUnavailable,       // a service is not ready (sealed, starting, unreachable)
+  kUnauthenticated,   // the caller did not say who it is
 };
 
 // Name of a code, e.g. "integrity" (stable; for logs and future APIs).
@@ -74,6 +76,8 @@ Status IoError(std::string msg);
 Status Unimplemented(std::string msg);
 Status ResourceExhausted(std::string msg);
 Status InternalError(std::string msg);
+Status Unavailable(std::string msg);
+Status Unauthenticated(std::string msg);
 
 // Builds an kIoError status from an errno value ("open x: No such file").
 Status ErrnoStatus(std::string_view what, int err);

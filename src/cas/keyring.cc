@@ -111,6 +111,12 @@ StatusOr<SecretBytes> CombineShares(const std::vector<SecretBytes>& shares, int 
   return secret;
 }
 
+Status CheckShare(const SecretBytes& share) {
+  // One share "combines" to its own value: parsing and the check run, and
+  // the value is wiped at once.
+  return CombineShares({share}, 1).status();
+}
+
 namespace {
 
 Bytes KeyringHeader(const KeyringInfo& info) {
@@ -127,10 +133,17 @@ constexpr size_t kKeyringHeaderSize = 12;
 
 }  // namespace
 
-StatusOr<NewKeyring> CreateKeyring(UnsealMode mode, int shares, int threshold) {
+StatusOr<NewKeyring> CreateKeyring(UnsealMode mode, int shares, int threshold, const SecretBytes* master_key) {
   KeyringInfo info{mode, mode == UnsealMode::kShares ? shares : 0, mode == UnsealMode::kShares ? threshold : 0};
   NewKeyring k;
-  ASSIGN_OR_RETURN(k.master_key, crypto::RandomSecret(kKeySize));
+  if (master_key != nullptr) {
+    if (mode != UnsealMode::kKeyFile || master_key->size() != kKeySize) {
+      return InvalidArgument("an existing master key is used only in key-file mode and must be 32 bytes");
+    }
+    k.master_key = *master_key;
+  } else {
+    ASSIGN_OR_RETURN(k.master_key, crypto::RandomSecret(kKeySize));
+  }
   ASSIGN_OR_RETURN(k.database_key, crypto::RandomSecret(kKeySize));
   if (mode == UnsealMode::kShares) {
     ASSIGN_OR_RETURN(k.shares, SplitSecret(k.master_key, shares, threshold));

@@ -30,6 +30,9 @@ StatusOr<std::vector<SecretBytes>> SplitSecret(const SecretBytes& secret, int n,
 // yield a wrong secret, which the keyring detects when unwrapping.
 StatusOr<SecretBytes> CombineShares(const std::vector<SecretBytes>& shares, int m);
 
+// Checks one share's form and typing check (nothing about the secret).
+Status CheckShare(const SecretBytes& share);
+
 // Keyring file contents: header (mode, N, M) and the database key sealed
 // under a key derived from the master key, with the header as associated data.
 struct NewKeyring {
@@ -38,7 +41,10 @@ struct NewKeyring {
   SecretBytes master_key;
   std::vector<SecretBytes> shares;  // kShares only
 };
-StatusOr<NewKeyring> CreateKeyring(UnsealMode mode, int shares, int threshold);
+// `master_key` (kKeyFile only) wraps under an operator's existing key file
+// instead of a fresh master key.
+StatusOr<NewKeyring> CreateKeyring(UnsealMode mode, int shares, int threshold,
+                                   const SecretBytes* master_key = nullptr);
 StatusOr<KeyringInfo> ParseKeyring(std::span<const uint8_t> file);
 // The database key, or kIntegrity if the master key is wrong.
 StatusOr<SecretBytes> UnwrapDatabaseKey(std::span<const uint8_t> file, const SecretBytes& master_key);

@@ -29,6 +29,9 @@ constexpr CommandGroup kGroups[] = {
     {"volume", "Protected volumes: seal, read, change and verify encrypted directory trees",
      RegisterVolumeCommands},
     {"identity", "Client identities for the CAS API (key and certificate)", RegisterIdentityCommands},
+    {"session", "Sessions (policies) in the CAS: create, update, show, list, history, delete, verify",
+     RegisterSessionCommands},
+    {"cas", "Operate the CAS: init with key shares, unseal, status", RegisterCasCommands},
 };
 
 }  // namespace

@@ -51,6 +51,8 @@ std::string HumanBytes(double bytes);
 // Command groups register their subcommands on the app.
 void RegisterVolumeCommands(CLI::App& app, int* exit_code);
 void RegisterIdentityCommands(CLI::App& app, int* exit_code);
+void RegisterSessionCommands(CLI::App& app, int* exit_code);
+void RegisterCasCommands(CLI::App& app, int* exit_code);
 
 int Main(int argc, char** argv);
 

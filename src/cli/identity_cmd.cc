@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/cas_conn.h"
 #include "cli/cli.h"
 #include "cli/keyfile.h"
 #include "crypto/identity.h"
@@ -24,11 +25,7 @@ struct IdentityArgs {
   bool json = false;
 };
 
-std::string DefaultDir() {
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/cloister";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.config/cloister";
-  return ".cloister";
-}
+std::string DefaultDir() { return DefaultIdentityDir(); }
 
 Status MakeDirs(const std::string& dir) {
   std::string cur;

@@ -7,18 +7,14 @@
 
 #include <memory>
 
+#include "crypto/ossl_ptr.h"
 #include "crypto/crypto.h"
 
 namespace cloister::crypto {
 namespace {
 
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-};
 template <typename T>
-using Ptr = std::unique_ptr<T, Free>;
+using Ptr = OsslPtr<T>;
 
 StatusOr<std::string> IdOfKey(EVP_PKEY* key) {
   unsigned char* der = nullptr;

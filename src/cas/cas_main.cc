@@ -1,0 +1,173 @@
+#include "cas/cas_main.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <yaml-cpp/yaml.h>
+
+#include "cas/http_api.h"
+#include "cas/service.h"
+#include "crypto/identity.h"
+#include "os/secret_file.h"
+
+namespace cloister::cas {
+namespace {
+
+constexpr char kUnsealKeyPrefix[] = "cloister-unseal-key-v1:";
+
+struct Config {
+  std::string state_dir;
+  std::string config_file;
+  std::string unseal_key_file;
+  std::string ports_file;
+  ServerOptions server;
+  bool validate_only = false;
+};
+
+int Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "cloister-cas: %s%s%s\n", what.c_str(), what.empty() ? "" : ": ", s.message().c_str());
+  return 1;
+}
+
+// Applies a YAML config file; flags given on the command line win.
+Status LoadConfigFile(const std::string& path, Config& c, const CLI::App& app) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("config file " + path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (!root.IsMap()) return InvalidArgument("config file " + path + " must be a YAML mapping");
+  auto str = [&](const char* key, const char* flag, std::string& out) -> Status {
+    if (!root[key]) return Status::Ok();
+    if (!root[key].IsScalar()) return InvalidArgument("config file " + path + ": " + key + " must be a string");
+    if (app.count(flag) == 0) out = root[key].as<std::string>();
+    return Status::Ok();
+  };
+  for (const auto& kv : root) {
+    std::string k = kv.first.as<std::string>();
+    if (k != "state_dir" && k != "api_listen" && k != "attest_listen" && k != "unseal_key_file" && k != "threads" &&
+        k != "log_requests" && k != "read_timeout_seconds") {
+      return InvalidArgument("config file " + path + ": unknown field '" + k +
+                             "' (allowed: state_dir, api_listen, attest_listen, unseal_key_file, threads, "
+                             "read_timeout_seconds, log_requests)");
+    }
+  }
+  RETURN_IF_ERROR(str("state_dir", "--state-dir", c.state_dir));
+  RETURN_IF_ERROR(str("api_listen", "--api-listen", c.server.api_listen));
+  RETURN_IF_ERROR(str("attest_listen", "--attest-listen", c.server.attest_listen));
+  RETURN_IF_ERROR(str("unseal_key_file", "--unseal-key-file", c.unseal_key_file));
+  try {
+    if (root["threads"] && app.count("--threads") == 0) c.server.threads = root["threads"].as<int>();
+    if (root["read_timeout_seconds"]) c.server.read_timeout_seconds = root["read_timeout_seconds"].as<int>();
+    if (root["log_requests"]) c.server.log_requests = root["log_requests"].as<bool>();
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("config file " + path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  return Status::Ok();
+}
+
+// The CAS's TLS identity: created on first start, then always the same key,
+// whose hash clients pin.
+StatusOr<std::pair<net::TlsIdentity, std::string>> LoadOrCreateIdentity(const std::string& dir) {
+  std::string key = dir + "/cas.key", crt = dir + "/cas.crt";
+  struct stat st;
+  if (::stat(key.c_str(), &st) != 0) {
+    ASSIGN_OR_RETURN(crypto::NewIdentity id, crypto::CreateIdentity(3650));
+    std::ofstream out(crt, std::ios::trunc);
+    out << id.certificate_pem;
+    out.close();
+    if (!out) return IoError("cannot write " + crt);
+    RETURN_IF_ERROR(os::WriteNewSecretFile(key, id.private_key_pem.UnsafeBytes()));
+    std::fprintf(stderr, "cloister-cas: created the CAS identity in %s\n", dir.c_str());
+  }
+  ASSIGN_OR_RETURN(net::TlsIdentity id, net::LoadTlsIdentity(dir, "cas"));
+  ASSIGN_OR_RETURN(std::string hash, crypto::IdentityOfPrivateKey(id.private_key_pem));
+  ASSIGN_OR_RETURN(std::string cert_hash, crypto::IdentityOfCertificate(id.certificate_pem));
+  if (hash != cert_hash) return IntegrityError(crt + " does not belong to " + key);
+  return std::make_pair(std::move(id), hash);
+}
+
+}  // namespace
+
+int CasMain(int argc, char** argv) {
+  Config c;
+  c.server.api_listen = "0.0.0.0:8081";
+  c.server.attest_listen = "0.0.0.0:18765";
+  CLI::App app{"cloister-cas: the Cloister configuration and attestation service"};
+  app.add_option("--config", c.config_file, "YAML config file (flags override it)");
+  app.add_option("--state-dir", c.state_dir, "State directory: keyring, encrypted database, TLS identity");
+  app.add_option("--api-listen", c.server.api_listen, "Client API address (HTTPS)")->capture_default_str();
+  app.add_option("--attest-listen", c.server.attest_listen, "Attestation endpoint address (TLS)")->capture_default_str();
+  app.add_option("--unseal-key-file", c.unseal_key_file,
+                 "Development: unseal at start with this key file (created, mode 0600, if missing)");
+  app.add_option("--threads", c.server.threads, "Connections served at once")->capture_default_str();
+  app.add_option("--ports-file", c.ports_file, "Write the bound ports as JSON to this file (for port 0)");
+  app.add_flag("--validate", c.validate_only, "Check the configuration and the state directory, then exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!c.config_file.empty()) {
+    if (Status s = LoadConfigFile(c.config_file, c, app); !s.ok()) return Die("", s);
+  }
+  if (c.state_dir.empty()) return Die("", InvalidArgument("--state-dir (or state_dir in --config) is required"));
+  if (c.server.threads < 4 || c.server.threads > 4096) return Die("", InvalidArgument("--threads must be 4..4096"));
+
+  // SIGTERM/SIGINT are taken by sigwait below; block them before any thread starts.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto service = CasService::Open(c.state_dir);
+  if (!service.ok()) return Die("", service.status());
+  auto identity = LoadOrCreateIdentity(c.state_dir);
+  if (!identity.ok()) return Die("CAS identity", identity.status());
+  const std::string& key_hash = identity->second;
+  if (c.validate_only) {
+    std::printf("configuration ok; CAS key %s; state %s\n", key_hash.c_str(),
+                std::string(SealStateName((*service)->GetSealStatus().state)).c_str());
+    return 0;
+  }
+  if (!c.unseal_key_file.empty()) {
+    bool created = false;
+    auto key = os::ReadOrCreateKeyFile(c.unseal_key_file, kUnsealKeyPrefix, 32, "unseal key", &created);
+    if (!key.ok()) return Die("", key.status());
+    if (created) std::fprintf(stderr, "cloister-cas: created unseal key file %s (development only)\n", c.unseal_key_file.c_str());
+    if (Status s = (*service)->InitializeOrUnsealWithKey(*key); !s.ok()) return Die("unseal", s);
+  }
+  auto server = CasServer::New(**service, identity->first, key_hash, c.server);
+  if (!server.ok()) return Die("", server.status());
+  if (Status s = (*server)->Start(); !s.ok()) return Die("", s);
+
+  std::printf("CAS key %s\n", key_hash.c_str());
+  std::printf("API on %s (port %d), attestation on %s (port %d), state %s\n", c.server.api_listen.c_str(),
+              (*server)->api_port(), c.server.attest_listen.c_str(), (*server)->attest_port(),
+              std::string(SealStateName((*service)->GetSealStatus().state)).c_str());
+  std::fflush(stdout);
+  if (!c.ports_file.empty()) {
+    std::string tmp = c.ports_file + ".tmp";
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"api\": " << (*server)->api_port() << ", \"attest\": " << (*server)->attest_port() << ", \"key_hash\": \""
+        << key_hash << "\"}\n";
+    out.close();
+    if (!out || std::rename(tmp.c_str(), c.ports_file.c_str()) != 0) {
+      return Die("", IoError("cannot write " + c.ports_file));
+    }
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::fprintf(stderr, "cloister-cas: stopping (signal %d)\n", sig);
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace cloister::cas

@@ -1,0 +1,331 @@
+#include "cas/http_api.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "net/http_client.h"
+
+namespace cloister::cas {
+namespace {
+
+using nlohmann::json;
+using httplib::Request;
+using httplib::Response;
+
+int HttpStatusFor(StatusCode c) {
+  switch (c) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kIntegrity: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kStale: return 409;
+    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+void Reply(Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump() + "\n", "application/json");
+}
+
+void ReplyError(Response& res, const Status& s, const std::vector<policy::PolicyError>* problems = nullptr) {
+  json body = {{"error", s.message()}, {"code", std::string(StatusCodeName(s.code()))}};
+  if (problems != nullptr && !problems->empty()) {
+    json list = json::array();
+    for (const policy::PolicyError& e : *problems) {
+      list.push_back({{"path", e.path}, {"line", e.line}, {"column", e.column}, {"message", e.message}});
+    }
+    body["problems"] = std::move(list);
+  }
+  Reply(res, HttpStatusFor(s.code()), body);
+}
+
+// The JSON object of a request body, or a 400 already written.
+std::optional<json> BodyObject(const Request& req, Response& res) {
+  json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    ReplyError(res, InvalidArgument("the request body is not valid JSON"));
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    ReplyError(res, InvalidArgument("the request body must be a JSON object"));
+    return std::nullopt;
+  }
+  return j;
+}
+
+// A string member of a request object, or a 400 already written.
+std::optional<std::string> StringField(const json& j, const char* name, Response& res) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) {
+    ReplyError(res, InvalidArgument(std::string("the request needs a string field \"") + name + "\""));
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+std::string RouteOf(const std::string& path) {
+  static const char* kExact[] = {"/healthz", "/readyz", "/metrics", "/v1/cas", "/v1/init", "/v1/unseal", "/v1/sessions"};
+  for (const char* p : kExact) {
+    if (path == p) return p;
+  }
+  if (path.rfind("/v1/sessions/", 0) == 0) return "/v1/sessions/{name}";
+  if (path.rfind("/v1/history/", 0) == 0) return "/v1/history/{name}";
+  return "other";
+}
+
+thread_local std::chrono::steady_clock::time_point request_start;
+
+json SealJson(const SealStatus& s) {
+  json j = {{"state", std::string(SealStateName(s.state))}};
+  if (s.state != SealState::kUninitialized) {
+    j["unseal_mode"] = s.mode == UnsealMode::kShares ? "shares" : "key-file";
+    if (s.mode == UnsealMode::kShares) {
+      j["shares"] = s.shares;
+      j["threshold"] = s.threshold;
+      j["progress"] = s.progress;
+    }
+  }
+  return j;
+}
+
+Status Bind(httplib::SSLServer& server, const std::string& addr, int* port) {
+  ASSIGN_OR_RETURN(net::HostPort hp, net::ParseHostPort(addr.back() == ':' ? addr + "0" : addr));
+  if (hp.port == 0) {
+    *port = server.bind_to_any_port(hp.host);
+    if (*port <= 0) return IoError("cannot listen on " + addr);
+  } else {
+    if (!server.bind_to_port(hp.host, hp.port)) return IoError("cannot listen on " + addr + " (in use, or not an address of this host)");
+    *port = hp.port;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+CasServer::CasServer(CasService& service, std::string key_hash, ServerOptions options)
+    : service_(service), key_hash_(std::move(key_hash)), options_(std::move(options)) {}
+
+CasServer::~CasServer() { Stop(); }
+
+StatusOr<std::unique_ptr<CasServer>> CasServer::New(CasService& service, const net::TlsIdentity& identity,
+                                                    std::string key_hash, ServerOptions options) {
+  std::unique_ptr<CasServer> s(new CasServer(service, std::move(key_hash), std::move(options)));
+  Status tls;
+  auto setup = [&identity, &tls](SSL_CTX& ctx) {
+    tls = net::ConfigureServerContext(ctx, identity);
+    return tls.ok();
+  };
+  s->api_ = std::make_unique<httplib::SSLServer>(setup);
+  if (!s->api_->is_valid()) return tls.ok() ? InternalError("cannot set up TLS for the API") : tls;
+  s->attest_ = std::make_unique<httplib::SSLServer>(setup);
+  if (!s->attest_->is_valid()) return tls.ok() ? InternalError("cannot set up TLS for the attestation endpoint") : tls;
+  for (httplib::SSLServer* srv : {s->api_.get(), s->attest_.get()}) {
+    int threads = s->options_.threads;
+    srv->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    srv->set_read_timeout(s->options_.read_timeout_seconds, 0);
+    srv->set_write_timeout(s->options_.read_timeout_seconds, 0);
+    srv->set_keep_alive_timeout(10);
+    srv->set_keep_alive_max_count(1000000);
+    srv->set_payload_max_length(2 * policy::kMaxDocumentSize);
+    srv->set_tcp_nodelay(true);
+  }
+  s->Routes();
+  return s;
+}
+
+void CasServer::Routes() {
+  httplib::SSLServer& api = *api_;
+  CasService& svc = service_;
+
+  // Every request: time it, and turn away what the state or the caller's
+  // missing identity does not allow before any handler runs.
+  api.set_pre_routing_handler([&svc](const Request& req, Response& res) {
+    request_start = std::chrono::steady_clock::now();
+    bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0;
+    if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
+    if (!net::PeerIdentity(req.ssl)) {
+      ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
+                                      "`cloister identity create` and pass --identity)"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (svc.GetSealStatus().state != SealState::kUnsealed) {
+      ReplyError(res, Unavailable("the CAS is sealed: unseal it with `cloister cas unseal`"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  api.set_logger([this](const Request& req, const Response& res) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
+    std::string route = RouteOf(req.path);
+    metrics_.Observe(route, req.method, res.status, secs);
+    if (options_.log_requests) {
+      auto id = net::PeerIdentity(req.ssl);
+      // The route pattern, never the path or a body: names and documents
+      // are tenant data.
+      std::fprintf(stderr, "cloister-cas: %s %s %d %.2fms identity=%s\n", req.method.c_str(), route.c_str(),
+                   res.status, secs * 1e3, id ? id->substr(0, 16).c_str() : "-");
+    }
+  });
+  api.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
+    ReplyError(res, InternalError("the request could not be handled"));
+  });
+  api.set_error_handler([](const Request&, Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      ReplyError(res, ResourceExhausted("the request body is larger than the CAS accepts"));
+    } else if (res.status == 404) {
+      ReplyError(res, NotFound("no such API route"));
+    } else {
+      int status = res.status;
+      ReplyError(res, InvalidArgument("the request was refused (HTTP " + std::to_string(status) + ")"));
+      res.status = status;
+    }
+  });
+
+  auto health = [&svc](const Request&, Response& res) {
+    Reply(res, 200, {{"status", "ok"}, {"state", std::string(SealStateName(svc.GetSealStatus().state))}});
+  };
+  auto cas_info = [this, &svc](const Request&, Response& res) {
+    json j = SealJson(svc.GetSealStatus());
+    j["key_hash"] = key_hash_;
+    j["version"] = "0.1.0";
+    Reply(res, 200, j);
+  };
+  api.Get("/healthz", health);
+  api.Get("/v1/cas", cas_info);
+  api.Get("/readyz", [&svc](const Request&, Response& res) {
+    SealStatus s = svc.GetSealStatus();
+    Reply(res, s.state == SealState::kUnsealed ? 200 : 503, SealJson(s));
+  });
+  api.Get("/metrics", [this, &svc](const Request&, Response& res) {
+    SealStatus s = svc.GetSealStatus();
+    char buf[1024];
+    std::snprintf(buf, sizeof(buf),
+                  "# HELP cloister_cas_sessions Sessions stored.\n# TYPE cloister_cas_sessions gauge\n"
+                  "cloister_cas_sessions %lld\n"
+                  "# HELP cloister_cas_store_bytes Bytes of the database files.\n# TYPE cloister_cas_store_bytes gauge\n"
+                  "cloister_cas_store_bytes %lld\n"
+                  "# HELP cloister_cas_sealed 1 while the CAS is sealed or uninitialized.\n# TYPE cloister_cas_sealed gauge\n"
+                  "cloister_cas_sealed %d\n",
+                  static_cast<long long>(svc.SessionCount()), static_cast<long long>(svc.StoreBytes()),
+                  s.state == SealState::kUnsealed ? 0 : 1);
+    res.set_content(metrics_.Render(buf), "text/plain; version=0.0.4");
+  });
+
+  api.Post("/v1/init", [&svc](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto n = body->find("shares"), m = body->find("threshold");
+    if (n == body->end() || m == body->end() || !n->is_number_integer() || !m->is_number_integer()) {
+      return ReplyError(res, InvalidArgument("the request needs integer fields \"shares\" and \"threshold\""));
+    }
+    auto shares = svc.InitializeShares(n->get<int>(), m->get<int>());
+    if (!shares.ok()) return ReplyError(res, shares.status());
+    json list = json::array();
+    for (const SecretBytes& s : *shares) {
+      auto b = s.UnsafeBytes();
+      list.push_back(std::string(b.begin(), b.end()));
+    }
+    Reply(res, 200, {{"shares", list}, {"threshold", m->get<int>()}, {"state", "sealed"}});
+  });
+  api.Post("/v1/unseal", [&svc](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto share = StringField(*body, "share", res);
+    if (!share) return;
+    SecretBytes s(reinterpret_cast<const uint8_t*>(share->data()), share->size());
+    SecureZero(share->data(), share->size());
+    auto st = svc.SubmitShare(s);
+    if (!st.ok()) return ReplyError(res, st.status());
+    Reply(res, 200, SealJson(*st));
+  });
+
+  auto write_reply = [](Response& res, const WriteResult& w, int ok_status) {
+    if (!w.status.ok()) return ReplyError(res, w.status, &w.problems);
+    Reply(res, ok_status, {{"name", w.name}, {"hash", w.hash}, {"version", w.version}, {"generated", w.generated}});
+  };
+  api.Post("/v1/sessions", [&svc, write_reply](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto doc = StringField(*body, "document", res);
+    if (!doc) return;
+    write_reply(res, svc.CreateSession(*net::PeerIdentity(req.ssl), *doc), 201);
+  });
+  api.Put(R"(/v1/sessions/(.+))", [&svc, write_reply](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto doc = StringField(*body, "document", res);
+    if (!doc) return;
+    write_reply(res, svc.UpdateSession(*net::PeerIdentity(req.ssl), req.matches[1].str(), *doc), 200);
+  });
+  api.Get("/v1/sessions", [&svc](const Request& req, Response& res) {
+    auto list = svc.ListSessions(*net::PeerIdentity(req.ssl));
+    if (!list.ok()) return ReplyError(res, list.status());
+    json out = json::array();
+    for (const SessionSummary& s : *list) {
+      out.push_back({{"name", s.name}, {"hash", s.hash}, {"version", s.version}, {"updated", s.updated}});
+    }
+    Reply(res, 200, {{"sessions", out}});
+  });
+  api.Get(R"(/v1/sessions/(.+))", [&svc](const Request& req, Response& res) {
+    auto s = svc.GetSession(*net::PeerIdentity(req.ssl), req.matches[1].str());
+    if (!s.ok()) return ReplyError(res, s.status());
+    json secrets = json::array();
+    for (const SecretInfo& i : s->secrets) secrets.push_back({{"name", i.name}, {"kind", i.kind}, {"created", i.created}});
+    Reply(res, 200,
+          {{"name", s->name}, {"hash", s->hash}, {"version", s->version}, {"creator", s->creator},
+           {"created", s->created}, {"updated", s->updated}, {"updated_by", s->updated_by},
+           {"document", s->document}, {"secrets", secrets}});
+  });
+  api.Delete(R"(/v1/sessions/(.+))", [&svc](const Request& req, Response& res) {
+    std::string name = req.matches[1].str();
+    Status s = svc.DeleteSession(*net::PeerIdentity(req.ssl), name);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, 200, {{"deleted", name}});
+  });
+  api.Get(R"(/v1/history/(.+))", [&svc](const Request& req, Response& res) {
+    auto h = svc.History(*net::PeerIdentity(req.ssl), req.matches[1].str());
+    if (!h.ok()) return ReplyError(res, h.status());
+    json out = json::array();
+    for (const HistoryEntry& e : *h) {
+      out.push_back({{"version", e.version}, {"hash", e.hash}, {"time", e.time}, {"author", e.author}});
+    }
+    Reply(res, 200, {{"name", req.matches[1].str()}, {"versions", out}});
+  });
+
+  // The attestation endpoint: workloads attest here (next stage of the
+  // platform); today it answers health and the CAS key only.
+  attest_->Get("/healthz", health);
+  attest_->Get("/v1/cas", cas_info);
+  attest_->set_error_handler([](const Request&, Response& res) {
+    if (res.body.empty()) ReplyError(res, NotFound("no such route on the attestation endpoint"));
+  });
+}
+
+Status CasServer::Start() {
+  RETURN_IF_ERROR(Bind(*api_, options_.api_listen, &api_port_));
+  RETURN_IF_ERROR(Bind(*attest_, options_.attest_listen, &attest_port_));
+  api_thread_ = std::thread([this] { api_->listen_after_bind(); });
+  attest_thread_ = std::thread([this] { attest_->listen_after_bind(); });
+  return Status::Ok();
+}
+
+void CasServer::Stop() {
+  if (api_) api_->stop();
+  if (attest_) attest_->stop();
+  if (api_thread_.joinable()) api_thread_.join();
+  if (attest_thread_.joinable()) attest_thread_.join();
+}
+
+}  // namespace cloister::cas
