@@ -1,6 +1,8 @@
 #include "cas/cas_main.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 
 #include "cas/http_api.h"
 #include "cas/service.h"
+#include "net/http_client.h"
 #include "crypto/identity.h"
 #include "os/secret_file.h"
 
@@ -111,13 +114,26 @@ int CasMain(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // usage errors exit 2, as `cloister` does
   }
   if (!c.config_file.empty()) {
     if (Status s = LoadConfigFile(c.config_file, c, app); !s.ok()) return Die("", s);
   }
   if (c.state_dir.empty()) return Die("", InvalidArgument("--state-dir (or state_dir in --config) is required"));
   if (c.server.threads < 4 || c.server.threads > 4096) return Die("", InvalidArgument("--threads must be 4..4096"));
+  if (c.server.read_timeout_seconds < 1 || c.server.read_timeout_seconds > 300) {
+    return Die("", InvalidArgument("read_timeout_seconds must be 1..300"));
+  }
+  for (const std::string* addr : {&c.server.api_listen, &c.server.attest_listen}) {
+    if (auto hp = net::ParseHostPort(*addr); !hp.ok()) return Die("", hp.status());
+  }
+
+  // The CAS holds every tenant's secrets in memory: no core files, and no
+  // ptrace attach by other processes of the same user.
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   // SIGTERM/SIGINT are taken by sigwait below; block them before any thread starts.
   sigset_t stop;
@@ -127,16 +143,44 @@ int CasMain(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Files the CAS creates (database, WAL, keys) are for its user alone.
+  umask(077);
+  struct stat st;
+  bool fresh = ::stat(c.state_dir.c_str(), &st) != 0;
+  if (!fresh && !S_ISDIR(st.st_mode)) {
+    return Die("", InvalidArgument("state directory " + c.state_dir + " is not a directory"));
+  }
+  if (!fresh && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Die("", PermissionDenied("state directory " + c.state_dir + " is accessible by other users (mode " + mode +
+                                    "); run: chmod 700 " + c.state_dir));
+  }
+  if (c.validate_only) {
+    // Checks only; creates nothing.
+    std::string what = fresh ? "a new state directory will be created" : "state directory present";
+    if (!fresh) {
+      auto id = net::LoadTlsIdentity(c.state_dir, "cas");
+      if (id.ok()) {
+        auto hash = crypto::IdentityOfPrivateKey(id->private_key_pem);
+        if (!hash.ok()) return Die("CAS identity", hash.status());
+        what += ", CAS key " + *hash;
+      } else if (id.status().code() != StatusCode::kNotFound) {
+        return Die("CAS identity", id.status());
+      }
+    }
+    if (!c.unseal_key_file.empty() && ::stat(c.unseal_key_file.c_str(), &st) == 0) {
+      auto key = os::ReadKeyFile(c.unseal_key_file, kUnsealKeyPrefix, 32, "unseal key");
+      if (!key.ok()) return Die("", key.status());
+    }
+    std::printf("configuration ok: %s\n", what.c_str());
+    return 0;
+  }
   auto service = CasService::Open(c.state_dir);
   if (!service.ok()) return Die("", service.status());
   auto identity = LoadOrCreateIdentity(c.state_dir);
   if (!identity.ok()) return Die("CAS identity", identity.status());
   const std::string& key_hash = identity->second;
-  if (c.validate_only) {
-    std::printf("configuration ok; CAS key %s; state %s\n", key_hash.c_str(),
-                std::string(SealStateName((*service)->GetSealStatus().state)).c_str());
-    return 0;
-  }
   if (!c.unseal_key_file.empty()) {
     bool created = false;
     auto key = os::ReadOrCreateKeyFile(c.unseal_key_file, kUnsealKeyPrefix, 32, "unseal key", &created);

@@ -19,8 +19,7 @@ using httplib::Response;
 int HttpStatusFor(StatusCode c) {
   switch (c) {
     case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kIntegrity: return 400;
+    case StatusCode::kInvalidArgument: return 400;
     case StatusCode::kUnauthenticated: return 401;
     case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kNotFound: return 404;
@@ -100,7 +99,7 @@ json SealJson(const SealStatus& s) {
 }
 
 Status Bind(httplib::SSLServer& server, const std::string& addr, int* port) {
-  ASSIGN_OR_RETURN(net::HostPort hp, net::ParseHostPort(addr.back() == ':' ? addr + "0" : addr));
+  ASSIGN_OR_RETURN(net::HostPort hp, net::ParseHostPort(addr));
   if (hp.port == 0) {
     *port = server.bind_to_any_port(hp.host);
     if (*port <= 0) return IoError("cannot listen on " + addr);
@@ -165,33 +164,48 @@ void CasServer::Routes() {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  api.set_logger([this](const Request& req, const Response& res) {
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
-    std::string route = RouteOf(req.path);
-    metrics_.Observe(route, req.method, res.status, secs);
-    if (options_.log_requests) {
-      auto id = net::PeerIdentity(req.ssl);
-      // The route pattern, never the path or a body: names and documents
-      // are tenant data.
-      std::fprintf(stderr, "cloister-cas: %s %s %d %.2fms identity=%s\n", req.method.c_str(), route.c_str(),
-                   res.status, secs * 1e3, id ? id->substr(0, 16).c_str() : "-");
+  // Both listeners: metrics and the request log, one error body shape.
+  for (auto [srv, prefix] : {std::pair<httplib::SSLServer*, std::string>{api_.get(), ""},
+                             std::pair<httplib::SSLServer*, std::string>{attest_.get(), "attest:"}}) {
+    if (srv != api_.get()) {
+      srv->set_pre_routing_handler([](const Request&, Response&) {
+        request_start = std::chrono::steady_clock::now();
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
     }
-  });
-  api.set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
-    ReplyError(res, InternalError("the request could not be handled"));
-  });
-  api.set_error_handler([](const Request&, Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 413) {
-      ReplyError(res, ResourceExhausted("the request body is larger than the CAS accepts"));
-    } else if (res.status == 404) {
-      ReplyError(res, NotFound("no such API route"));
-    } else {
+    srv->set_logger([this, prefix](const Request& req, const Response& res) {
+      // Requests refused before routing (malformed request lines) never set
+      // a start time: they count with zero latency, not the previous one's.
+      double secs = request_start == std::chrono::steady_clock::time_point()
+                        ? 0
+                        : std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
+      request_start = {};
+      std::string route = prefix + RouteOf(req.path);
+      metrics_.Observe(route, req.method, res.status, secs);
+      if (options_.log_requests) {
+        auto id = net::PeerIdentity(req.ssl);
+        // The route pattern, never the path or a body: names and documents
+        // are tenant data.
+        std::fprintf(stderr, "cloister-cas: %s %s %d %.2fms identity=%s\n", req.method.c_str(), route.c_str(),
+                     res.status, secs * 1e3, id ? id->substr(0, 16).c_str() : "-");
+      }
+    });
+    srv->set_exception_handler([](const Request&, Response& res, std::exception_ptr) {
+      ReplyError(res, InternalError("the request could not be handled"));
+    });
+    srv->set_error_handler([](const Request&, Response& res) {
+      if (!res.body.empty()) return;
       int status = res.status;
-      ReplyError(res, InvalidArgument("the request was refused (HTTP " + std::to_string(status) + ")"));
+      if (status == 413) {
+        ReplyError(res, ResourceExhausted("the request body is larger than the CAS accepts"));
+      } else if (status == 404) {
+        ReplyError(res, NotFound("no such API route"));
+      } else {
+        ReplyError(res, InvalidArgument("the request was refused (HTTP " + std::to_string(status) + ")"));
+      }
       res.status = status;
-    }
-  });
+    });
+  }
 
   auto health = [&svc](const Request&, Response& res) {
     Reply(res, 200, {{"status", "ok"}, {"state", std::string(SealStateName(svc.GetSealStatus().state))}});
@@ -308,9 +322,6 @@ void CasServer::Routes() {
   // platform); today it answers health and the CAS key only.
   attest_->Get("/healthz", health);
   attest_->Get("/v1/cas", cas_info);
-  attest_->set_error_handler([](const Request&, Response& res) {
-    if (res.body.empty()) ReplyError(res, NotFound("no such route on the attestation endpoint"));
-  });
 }
 
 Status CasServer::Start() {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -183,7 +184,13 @@ Status CasService::InitializeOrUnsealWithKey(const SecretBytes& master_key) {
   return OpenStore(*db);
 }
 
-StatusOr<SealStatus> CasService::SubmitShare(const SecretBytes& share) {
+StatusOr<SealStatus> CasService::SubmitShare(const SecretBytes& raw_share) {
+  // The same share typed with other surrounding white space is the same share.
+  auto raw = raw_share.UnsafeBytes();
+  size_t b = 0, e = raw.size();
+  while (b < e && std::isspace(raw[b])) ++b;
+  while (e > b && std::isspace(raw[e - 1])) --e;
+  SecretBytes share(raw.data() + b, e - b);
   std::lock_guard<std::mutex> l(seal_mu_);
   if (seal_.state == SealState::kUninitialized) return FailedPrecondition("the CAS is not initialized (`cloister cas init`)");
   if (seal_.state == SealState::kUnsealed) {
@@ -209,7 +216,7 @@ StatusOr<SealStatus> CasService::SubmitShare(const SecretBytes& share) {
   Bytes file((std::istreambuf_iterator<char>(in)), {});
   auto db = UnwrapDatabaseKey(file, *master);
   if (!db.ok()) {
-    return IntegrityError("the shares entered do not reconstruct the master key; enter " +
+    return InvalidArgument("the shares entered do not reconstruct the master key; enter " +
                           std::to_string(seal_.threshold) + " correct shares again");
   }
   RETURN_IF_ERROR(OpenStore(*db));
@@ -286,7 +293,7 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
                                         current_hash + ")");
     }
     if (p.predecessor != current_hash) {
-      return fail(FailedPrecondition("stale predecessor: session " + p.name + " is at " + current_hash +
+      return fail(StaleError("stale predecessor: session " + p.name + " is at " + current_hash +
                                      ", the document names " + p.predecessor));
     }
   }
@@ -406,7 +413,7 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
   if (!applied.ok()) {
     if (applied.status().code() == StatusCode::kFailedPrecondition) {
       return fail(create ? AlreadyExists("session " + p.name + " was created meanwhile by another request")
-                         : FailedPrecondition("stale predecessor: session " + p.name +
+                         : StaleError("stale predecessor: session " + p.name +
                                               " changed while this update was being applied"));
     }
     return fail(applied.status());
@@ -488,7 +495,7 @@ Status CasService::DeleteSession(const std::string& caller, const std::string& n
   auto applied = store_->Apply(batch);
   if (!applied.ok()) {
     if (applied.status().code() == StatusCode::kFailedPrecondition) {
-      return FailedPrecondition("session " + name + " changed while it was being deleted; try again");
+      return StaleError("session " + name + " changed while it was being deleted; try again");
     }
     return applied.status();
   }

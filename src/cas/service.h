@@ -36,7 +36,8 @@ struct SealStatus {
 };
 
 // The result of a create or update. A refused document carries every
-// problem found (`problems`), with status kInvalidArgument.
+// problem found (`problems`), with status kInvalidArgument; an update that
+// does not name the current version is kStale.
 struct WriteResult {
   Status status;
   std::vector<policy::PolicyError> problems;
@@ -88,8 +89,9 @@ class CasService {
   // there is none, then unseals with it.
   Status InitializeOrUnsealWithKey(const SecretBytes& master_key);
   // Enters one share. When the threshold is reached the CAS unseals, or
-  // reports kIntegrity and forgets the shares entered if they do not
-  // reconstruct the master key.
+  // reports kInvalidArgument and forgets the shares entered if they do not
+  // reconstruct the master key. Anyone who reaches the API can enter a
+  // share, so anyone can also spoil a round of unsealing (docs/cas.md).
   StatusOr<SealStatus> SubmitShare(const SecretBytes& share);
 
   // Sessions. `caller` is the identity (hex SHA-256 of the client key).

@@ -81,10 +81,15 @@ TEST_F(ServiceTest, SharesUnsealOnlyWithEnoughRightShares) {
   EXPECT_EQ((*s)->GetSealStatus().state, SealState::kSealed);
   ASSERT_TRUE((*s)->SubmitShare(shares[0]).ok());
   auto mixed = (*s)->SubmitShare((*foreign)[1]);
-  EXPECT_EQ(mixed.status().code(), StatusCode::kIntegrity);
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*s)->GetSealStatus().progress, 0) << "a failed combination forgets the shares entered";
   ASSERT_TRUE((*s)->SubmitShare(shares[2]).ok());
   EXPECT_EQ((*s)->SubmitShare(shares[2]).status().code(), StatusCode::kAlreadyExists);
+  auto spaced_bytes = shares[2].UnsafeBytes();
+  std::string spaced = " " + std::string(spaced_bytes.begin(), spaced_bytes.end()) + "\n";
+  EXPECT_EQ((*s)->SubmitShare(SecretBytes(reinterpret_cast<const uint8_t*>(spaced.data()), spaced.size())).status().code(),
+            StatusCode::kAlreadyExists)
+      << "white space around a share does not make it another share";
   auto done = (*s)->SubmitShare(shares[1]);
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(done->state, SealState::kUnsealed);
@@ -142,7 +147,7 @@ TEST_F(ServiceTest, PredecessorMustBeTheCurrentHash) {
   ASSERT_EQ(none.problems.size(), 1u);
   EXPECT_EQ(none.problems[0].path, "predecessor");
   WriteResult stale = s->UpdateSession(kAlice, "p", Doc("p", std::string(64, 'f'), ""));
-  EXPECT_EQ(stale.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stale.status.code(), StatusCode::kStale);
   WriteResult renamed = s->UpdateSession(kAlice, "p", Doc("q", v1.hash, ""));
   EXPECT_EQ(renamed.status.code(), StatusCode::kInvalidArgument);
   WriteResult created_with_predecessor = s->CreateSession(kAlice, Doc("new", v1.hash, ""));
@@ -160,7 +165,7 @@ TEST_F(ServiceTest, ConcurrentUpdatesOfOneVersionLetExactlyOneWin) {
       std::string extra = "access_policy:\n  read: [CREATOR, " + std::string(63, 'c') + std::to_string(i) + "]\n";
       WriteResult w = s->UpdateSession(kAlice, "race", Doc("race", v1.hash, "", extra));
       if (w.status.ok()) ++ok;
-      if (w.status.code() == StatusCode::kFailedPrecondition) ++stale;
+      if (w.status.code() == StatusCode::kStale) ++stale;
     });
   }
   for (auto& t : threads) t.join();

@@ -1,6 +1,7 @@
 // `cloister cas init|unseal|status`: operating the CAS's seal. Shares are
 // printed once by init and read from standard input by unseal, never taken
 // from the command line.
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -50,9 +51,23 @@ Status Init(const CasArgs& a) {
 
 Status Unseal(const CasArgs& a) {
   ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, false));
-  if (isatty(STDIN_FILENO)) std::fprintf(stderr, "share: ");
   std::string line;
-  std::getline(std::cin, line);
+  if (isatty(STDIN_FILENO)) {
+    // A share typed on a terminal is not echoed.
+    std::fprintf(stderr, "share: ");
+    termios old;
+    bool quiet = tcgetattr(STDIN_FILENO, &old) == 0;
+    if (quiet) {
+      termios no_echo = old;
+      no_echo.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      tcsetattr(STDIN_FILENO, TCSAFLUSH, &no_echo);
+    }
+    std::getline(std::cin, line);
+    if (quiet) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::fprintf(stderr, "\n");
+  } else {
+    std::getline(std::cin, line);
+  }
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   if (line.empty()) {
     return InvalidArgument("no share on standard input");
@@ -99,7 +114,7 @@ void RegisterCasCommands(CLI::App& app, int* exit_code) {
   for (const Sub& s : kSubs) {
     auto args = std::make_shared<CasArgs>();
     CLI::App* c = app.add_subcommand(s.name, s.help);
-    AddCasConnOptions(*c, args->conn);
+    AddCasConnOptions(*c, args->conn, /*identity=*/false);
     if (std::string(s.name) == "init") {
       c->add_option("--shares", args->shares, "Number of key shares (N)")->capture_default_str()->check(CLI::Range(1, 255));
       c->add_option("--threshold", args->threshold, "Shares needed to unseal (M)")->capture_default_str()->check(

@@ -6,10 +6,10 @@
 
 namespace cloister::cli {
 
-void AddCasConnOptions(CLI::App& cmd, CasConnArgs& args) {
+void AddCasConnOptions(CLI::App& cmd, CasConnArgs& args, bool identity) {
   cmd.add_option("--cas", args.addr, "CAS API address host:port (or CLOISTER_CAS_ADDR)");
   cmd.add_option("--cas-key", args.key_hash, "Pinned CAS key hash, 64 hex (or CLOISTER_CAS_KEY)");
-  cmd.add_option("--identity", args.identity, "Identity directory (default: ~/.config/cloister)");
+  if (identity) cmd.add_option("--identity", args.identity, "Identity directory (default: ~/.config/cloister)");
   cmd.add_flag("--json", args.json, "Machine-readable output");
 }
 
@@ -58,7 +58,7 @@ StatusOr<nlohmann::json> ApiResult(const StatusOr<net::HttpResponse>& r, const s
     static const std::pair<const char*, StatusCode> kCodes[] = {
         {"invalid-argument", StatusCode::kInvalidArgument}, {"not-found", StatusCode::kNotFound},
         {"already-exists", StatusCode::kAlreadyExists},     {"permission-denied", StatusCode::kPermissionDenied},
-        {"failed-precondition", StatusCode::kStale},        {"integrity", StatusCode::kIntegrity},
+        {"failed-precondition", StatusCode::kFailedPrecondition}, {"stale", StatusCode::kStale},        {"integrity", StatusCode::kIntegrity},
         {"resource-exhausted", StatusCode::kResourceExhausted}, {"unavailable", StatusCode::kUnavailable},
         {"unauthenticated", StatusCode::kUnauthenticated},
     };

@@ -24,8 +24,8 @@ struct CasConnArgs {
   bool json = false;
 };
 
-// Adds --cas, --cas-key, --identity and --json to a subcommand.
-void AddCasConnOptions(CLI::App& cmd, CasConnArgs& args);
+// Adds --cas, --cas-key, --json and (if `identity`) --identity to a subcommand.
+void AddCasConnOptions(CLI::App& cmd, CasConnArgs& args, bool identity = true);
 
 // The default identity directory ($XDG_CONFIG_HOME/cloister or ~/.config/cloister).
 std::string DefaultIdentityDir();
@@ -34,7 +34,7 @@ std::string DefaultIdentityDir();
 StatusOr<std::unique_ptr<net::ApiClient>> ConnectCas(const CasConnArgs& args, bool with_identity);
 
 // The JSON body of a 2xx response, or the API's error as a Status (with its
-// "problems" printed to stderr one per line, "<line>:<column>: <path>: <message>").
+// "problems" printed to stderr one per line, "<source>:<line>:<column>: <path>: <message>").
 StatusOr<nlohmann::json> ApiResult(const StatusOr<net::HttpResponse>& r, const std::string& source = "");
 
 }  // namespace cloister::cli

@@ -296,5 +296,19 @@ printf 'cloister-unseal-key-v1:%064d\n' 0 >"$T/other.key"
 check "a wrong unseal key file stops the CAS (exit 1)" test $? = 1
 check "... with one line saying why" test "$(wc -l <"$T/err")" = 1
 
+# ---- start-up checks ------------------------------------------------------------------------
+"$CAS_BIN" --state-dir "$T/new" --validate >"$T/out" 2>&1
+check "--validate accepts a good configuration" test $? = 0
+check "... and creates nothing" test ! -e "$T/new"
+"$CAS_BIN" --state-dir "$T/new" --no-such-flag >/dev/null 2>&1
+check "an unknown flag is a usage error (exit 2)" test $? = 2
+mkdir -m 755 "$T/open-state"
+"$CAS_BIN" --state-dir "$T/open-state" --validate >/dev/null 2>"$T/err"
+check "a state directory others can read is refused" test $? = 1
+check "... saying how to fix it" grep -q 'chmod 700' "$T/err"
+printf 'state_dir: %s\ncolour: blue\n' "$T/state" >"$T/cas.yaml"
+"$CAS_BIN" --config "$T/cas.yaml" --validate >/dev/null 2>"$T/err"
+check "a config file with an unknown field is refused" grep -q "unknown field 'colour'" "$T/err"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
