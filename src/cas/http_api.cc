@@ -1,6 +1,7 @@
 #include "cas/http_api.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -83,7 +84,15 @@ std::string RouteOf(const std::string& path) {
   return "other";
 }
 
+// Per request, set before routing on the thread that serves it (httplib
+// serves one request of a connection at a time on one thread) and cleared
+// when it is logged: when it started and who the caller is.
 thread_local std::chrono::steady_clock::time_point request_start;
+thread_local std::optional<std::string> request_identity;
+
+// The caller of a session route; the pre-routing handler has already
+// turned away requests without one.
+const std::string& Caller() { return *request_identity; }
 
 json SealJson(const SealStatus& s) {
   json j = {{"state", std::string(SealStateName(s.state))}};
@@ -100,13 +109,25 @@ json SealJson(const SealStatus& s) {
 
 Status Bind(httplib::SSLServer& server, const std::string& addr, int* port) {
   ASSIGN_OR_RETURN(net::HostPort hp, net::ParseHostPort(addr));
+  // httplib listens with a backlog of 5: when many clients connect at once
+  // the kernel drops the rest and they retry a second later. Keep the
+  // socket to listen again with the system's maximum.
+  auto fd = std::make_shared<int>(-1);
+  server.set_socket_options([fd](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *fd = sock;
+  });
   if (hp.port == 0) {
     *port = server.bind_to_any_port(hp.host);
     if (*port <= 0) return IoError("cannot listen on " + addr);
   } else {
-    if (!server.bind_to_port(hp.host, hp.port)) return IoError("cannot listen on " + addr + " (in use, or not an address of this host)");
+    if (!server.bind_to_port(hp.host, hp.port)) {
+      return IoError("cannot listen on " + addr + " (in use, or not an address of this host)");
+    }
     *port = hp.port;
   }
+  if (*fd >= 0) ::listen(*fd, SOMAXCONN);
   return Status::Ok();
 }
 
@@ -151,9 +172,10 @@ void CasServer::Routes() {
   // missing identity does not allow before any handler runs.
   api.set_pre_routing_handler([&svc](const Request& req, Response& res) {
     request_start = std::chrono::steady_clock::now();
+    request_identity = net::PeerIdentity(req.ssl);
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0;
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
-    if (!net::PeerIdentity(req.ssl)) {
+    if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
                                       "`cloister identity create` and pass --identity)"));
       return httplib::Server::HandlerResponse::Handled;
@@ -168,8 +190,9 @@ void CasServer::Routes() {
   for (auto [srv, prefix] : {std::pair<httplib::SSLServer*, std::string>{api_.get(), ""},
                              std::pair<httplib::SSLServer*, std::string>{attest_.get(), "attest:"}}) {
     if (srv != api_.get()) {
-      srv->set_pre_routing_handler([](const Request&, Response&) {
+      srv->set_pre_routing_handler([](const Request& req, Response&) {
         request_start = std::chrono::steady_clock::now();
+        request_identity = net::PeerIdentity(req.ssl);
         return httplib::Server::HandlerResponse::Unhandled;
       });
     }
@@ -180,10 +203,11 @@ void CasServer::Routes() {
                         ? 0
                         : std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
       request_start = {};
+      std::optional<std::string> id = std::move(request_identity);
+      request_identity.reset();
       std::string route = prefix + RouteOf(req.path);
       metrics_.Observe(route, req.method, res.status, secs);
       if (options_.log_requests) {
-        auto id = net::PeerIdentity(req.ssl);
         // The route pattern, never the path or a body: names and documents
         // are tenant data.
         std::fprintf(stderr, "cloister-cas: %s %s %d %.2fms identity=%s\n", req.method.c_str(), route.c_str(),
@@ -274,17 +298,17 @@ void CasServer::Routes() {
     if (!body) return;
     auto doc = StringField(*body, "document", res);
     if (!doc) return;
-    write_reply(res, svc.CreateSession(*net::PeerIdentity(req.ssl), *doc), 201);
+    write_reply(res, svc.CreateSession(Caller(), *doc), 201);
   });
   api.Put(R"(/v1/sessions/(.+))", [&svc, write_reply](const Request& req, Response& res) {
     auto body = BodyObject(req, res);
     if (!body) return;
     auto doc = StringField(*body, "document", res);
     if (!doc) return;
-    write_reply(res, svc.UpdateSession(*net::PeerIdentity(req.ssl), req.matches[1].str(), *doc), 200);
+    write_reply(res, svc.UpdateSession(Caller(), req.matches[1].str(), *doc), 200);
   });
-  api.Get("/v1/sessions", [&svc](const Request& req, Response& res) {
-    auto list = svc.ListSessions(*net::PeerIdentity(req.ssl));
+  api.Get("/v1/sessions", [&svc](const Request&, Response& res) {
+    auto list = svc.ListSessions(Caller());
     if (!list.ok()) return ReplyError(res, list.status());
     json out = json::array();
     for (const SessionSummary& s : *list) {
@@ -293,7 +317,7 @@ void CasServer::Routes() {
     Reply(res, 200, {{"sessions", out}});
   });
   api.Get(R"(/v1/sessions/(.+))", [&svc](const Request& req, Response& res) {
-    auto s = svc.GetSession(*net::PeerIdentity(req.ssl), req.matches[1].str());
+    auto s = svc.GetSession(Caller(), req.matches[1].str());
     if (!s.ok()) return ReplyError(res, s.status());
     json secrets = json::array();
     for (const SecretInfo& i : s->secrets) secrets.push_back({{"name", i.name}, {"kind", i.kind}, {"created", i.created}});
@@ -304,12 +328,12 @@ void CasServer::Routes() {
   });
   api.Delete(R"(/v1/sessions/(.+))", [&svc](const Request& req, Response& res) {
     std::string name = req.matches[1].str();
-    Status s = svc.DeleteSession(*net::PeerIdentity(req.ssl), name);
+    Status s = svc.DeleteSession(Caller(), name);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, 200, {{"deleted", name}});
   });
   api.Get(R"(/v1/history/(.+))", [&svc](const Request& req, Response& res) {
-    auto h = svc.History(*net::PeerIdentity(req.ssl), req.matches[1].str());
+    auto h = svc.History(Caller(), req.matches[1].str());
     if (!h.ok()) return ReplyError(res, h.status());
     json out = json::array();
     for (const HistoryEntry& e : *h) {

@@ -58,7 +58,14 @@ Status SslError(std::string what) {
   return InternalError(std::move(what));
 }
 
-std::string Quoted(std::string_view name) { return "'" + std::string(name) + "'"; }
+std::string Quoted(std::string_view name) {
+  std::string q;
+  q.reserve(name.size() + 2);
+  q += '\'';
+  q += name;
+  q += '\'';
+  return q;
+}
 
 uint8_t KindCode(SecretKind k) {
   switch (k) {

@@ -20,11 +20,14 @@ namespace {
 template <typename T>
 using Ptr = crypto::OsslPtr<T>;
 
+// The DER SubjectPublicKeyInfo is taken as the certificate carries it:
+// re-encoding the key (i2d_PUBKEY) would give the same bytes but costs an
+// encoder context under OpenSSL's global locks, on every request.
 std::optional<std::string> KeyHashOf(X509* cert) {
-  EVP_PKEY* key = X509_get0_pubkey(cert);
-  if (key == nullptr) return std::nullopt;
+  X509_PUBKEY* spki = X509_get_X509_PUBKEY(cert);
+  if (spki == nullptr) return std::nullopt;
   unsigned char* der = nullptr;
-  int n = i2d_PUBKEY(key, &der);
+  int n = i2d_X509_PUBKEY(spki, &der);
   if (n <= 0) return std::nullopt;
   crypto::Digest d = crypto::Sha256(std::span<const uint8_t>(der, static_cast<size_t>(n)));
   OPENSSL_free(der);
