@@ -4,7 +4,7 @@
 #  2. the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer;
 #  3. the tests that use threads under ThreadSanitizer;
 #  4. short libFuzzer runs over the parsers of untrusted input (volume
-#     structures on disk, session documents uploaded to the CAS).
+#     structures on disk, session documents uploaded to the CAS, evidence).
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
@@ -31,7 +31,7 @@ echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
 # fuzzer sees the branches of the parsers, not only of the harness.
 cmake -S "$CLOISTER_ROOT" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz
+cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz evidence_fuzz
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
@@ -40,5 +40,10 @@ echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-20} s
 mkdir "$corpus/policy"
 ./build-fuzz/policy_fuzz "$corpus/policy" tests/policy -dict=tests/policy/policy_fuzz.dict -max_len=65536 \
   -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-20}" -print_final_stats=1 2>&1 | tail -3
+
+echo "== evidence fuzz smoke run (libFuzzer, ${CLOISTER_EVIDENCE_FUZZ_SECONDS:-10} s, seeded with a signed evidence)"
+mkdir "$corpus/evidence"
+CLOISTER_FUZZ_SEEDS="$corpus/evidence" ./build-fuzz/evidence_fuzz "$corpus/evidence" -max_len=8192 \
+  -max_total_time="${CLOISTER_EVIDENCE_FUZZ_SECONDS:-10}" -print_final_stats=1 2>&1 | tail -3
 
 echo "== all tests passed in $(( $(date +%s) - start )) s"

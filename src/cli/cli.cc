@@ -23,6 +23,7 @@ struct CommandGroup {
   const char* name;
   const char* help;
   void (*add)(CLI::App&, int*);
+  bool leaf = false;  // a command of its own, not a group of subcommands
 };
 
 constexpr CommandGroup kGroups[] = {
@@ -32,6 +33,7 @@ constexpr CommandGroup kGroups[] = {
     {"session", "Sessions (policies) in the CAS: create, update, show, list, history, delete, verify",
      RegisterSessionCommands},
     {"cas", "Operate the CAS: init with key shares, unseal, status", RegisterCasCommands},
+    {"measure", "Print the measurement (SHA-256) a session lists for a program", RegisterMeasureCommand, true},
 };
 
 }  // namespace
@@ -108,7 +110,7 @@ int Main(int argc, char** argv) {
   int exit_code = kExitOk;
   for (const CommandGroup& g : kGroups) {
     CLI::App* sub = app.add_subcommand(g.name, g.help);
-    sub->require_subcommand(1);
+    if (!g.leaf) sub->require_subcommand(1);
     g.add(*sub, &exit_code);
   }
   // CLI11 reports parse errors with exceptions; they stop here.

@@ -53,6 +53,7 @@ void RegisterVolumeCommands(CLI::App& app, int* exit_code);
 void RegisterIdentityCommands(CLI::App& app, int* exit_code);
 void RegisterSessionCommands(CLI::App& app, int* exit_code);
 void RegisterCasCommands(CLI::App& app, int* exit_code);
+void RegisterMeasureCommand(CLI::App& app, int* exit_code);
 
 int Main(int argc, char** argv);
 

@@ -14,13 +14,7 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-pass=0
-fail=0
-check() {
-  local what="$1"
-  shift
-  if "$@" >/dev/null 2>&1; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL - $what"; fi
-}
+source "$(dirname "$0")/checks.sh"
 json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
 
 start_cas() {
@@ -310,5 +304,4 @@ printf 'state_dir: %s\ncolour: blue\n' "$T/state" >"$T/cas.yaml"
 "$CAS_BIN" --config "$T/cas.yaml" --validate >/dev/null 2>"$T/err"
 check "a config file with an unknown field is refused" grep -q "unknown field 'colour'" "$T/err"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -5,13 +5,7 @@ set -u
 CLOISTER="$1"
 T="$(mktemp -d)"
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-check() {
-  local what="$1"
-  shift
-  if "$@" >/dev/null 2>&1; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL - $what"; fi
-}
+source "$(dirname "$0")/checks.sh"
 
 id=$("$CLOISTER" identity create --identity "$T/id")
 check "create prints a 64-hex id" grep -Eq '^[0-9a-f]{64}$' <<<"$id"
@@ -35,5 +29,4 @@ check "the default directory is ~/.config/cloister" test -f "$T/home/.config/clo
 "$CLOISTER" identity create --identity "$T/x" --days 0 >/dev/null 2>&1
 check "--days 0 is a usage error" test $? = 2
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
