@@ -290,6 +290,10 @@ printf 'cloister-unseal-key-v1:%064d\n' 0 >"$T/other.key"
 check "a wrong unseal key file stops the CAS (exit 1)" test $? = 1
 check "... with one line saying why" test "$(wc -l <"$T/err")" = 1
 
+# Under sanitizers (scripts/test.sh runs this test against the ASan build
+# too) any report lands in the CAS's log.
+check "no sanitizer report from the CAS" bash -c "! grep -Eq 'Sanitizer|runtime error' '$T/cas.log'"
+
 # ---- start-up checks ------------------------------------------------------------------------
 "$CAS_BIN" --state-dir "$T/new" --validate >"$T/out" 2>&1
 check "--validate accepts a good configuration" test $? = 0
