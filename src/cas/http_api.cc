@@ -90,6 +90,12 @@ std::string RouteOf(const std::string& path) {
 thread_local std::chrono::steady_clock::time_point request_start;
 thread_local std::optional<std::string> request_identity;
 
+// Marks the start of a request on the thread that serves it.
+void BeginRequest(const Request& req) {
+  request_start = std::chrono::steady_clock::now();
+  request_identity = net::PeerIdentity(req.ssl);
+}
+
 // The caller of a session route; the pre-routing handler has already
 // turned away requests without one.
 const std::string& Caller() { return *request_identity; }
@@ -171,8 +177,7 @@ void CasServer::Routes() {
   // Every request: time it, and turn away what the state or the caller's
   // missing identity does not allow before any handler runs.
   api.set_pre_routing_handler([&svc](const Request& req, Response& res) {
-    request_start = std::chrono::steady_clock::now();
-    request_identity = net::PeerIdentity(req.ssl);
+    BeginRequest(req);
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0;
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
@@ -191,8 +196,7 @@ void CasServer::Routes() {
                              std::pair<httplib::SSLServer*, std::string>{attest_.get(), "attest:"}}) {
     if (srv != api_.get()) {
       srv->set_pre_routing_handler([](const Request& req, Response&) {
-        request_start = std::chrono::steady_clock::now();
-        request_identity = net::PeerIdentity(req.ssl);
+        BeginRequest(req);
         return httplib::Server::HandlerResponse::Unhandled;
       });
     }

@@ -101,6 +101,24 @@ StatusOr<std::optional<Current>> LoadSession(Store& store, const std::string& na
 
 std::string CreatorOf(const json& rec) { return rec.value("creator", std::string()); }
 
+// The keyring file's bytes, or nullopt if there is none.
+std::optional<Bytes> ReadKeyring(const std::string& state_dir) {
+  std::ifstream in(state_dir + "/keyring", std::ios::binary);
+  if (!in) return std::nullopt;
+  return Bytes((std::istreambuf_iterator<char>(in)), {});
+}
+
+// A stored secret value, decoded; nullopt if there is none. The sealed
+// store's plaintext copy is wiped once decoded.
+StatusOr<std::optional<SecretValue>> LoadSecret(Store& store, const std::string& session, const std::string& secret) {
+  ASSIGN_OR_RETURN(auto v, store.Get(kSecrets, SecretKey(session, secret)));
+  if (!v) return std::optional<SecretValue>();
+  auto decoded = DecodeSecretValue(*v);
+  SecureZero(v->data(), v->size());
+  if (!decoded.ok()) return decoded.status();
+  return std::optional<SecretValue>(std::move(*decoded));
+}
+
 }  // namespace
 
 std::string_view SealStateName(SealState s) {
@@ -122,10 +140,8 @@ StatusOr<std::unique_ptr<CasService>> CasService::Open(const std::string& state_
     return InvalidArgument("state directory " + state_dir + " is not a directory");
   }
   std::unique_ptr<CasService> s(new CasService(state_dir));
-  std::ifstream in(state_dir + "/keyring", std::ios::binary);
-  if (in) {
-    Bytes file((std::istreambuf_iterator<char>(in)), {});
-    ASSIGN_OR_RETURN(KeyringInfo info, ParseKeyring(file));
+  if (auto file = ReadKeyring(state_dir)) {
+    ASSIGN_OR_RETURN(KeyringInfo info, ParseKeyring(*file));
     s->seal_.state = SealState::kSealed;
     s->seal_.mode = info.mode;
     s->seal_.shares = info.shares;
@@ -168,18 +184,15 @@ StatusOr<std::vector<SecretBytes>> CasService::InitializeShares(int shares, int 
 Status CasService::InitializeOrUnsealWithKey(const SecretBytes& master_key) {
   std::lock_guard<std::mutex> l(seal_mu_);
   if (seal_.state == SealState::kUnsealed) return Status::Ok();
-  std::string path = state_dir_ + "/keyring";
   if (seal_.state == SealState::kUninitialized) {
     ASSIGN_OR_RETURN(NewKeyring k, CreateKeyring(UnsealMode::kKeyFile, 0, 0, &master_key));
-    RETURN_IF_ERROR(os::WriteNewSecretFile(path, k.file));
+    RETURN_IF_ERROR(os::WriteNewSecretFile(state_dir_ + "/keyring", k.file));
     seal_ = SealStatus{SealState::kSealed, UnsealMode::kKeyFile, 0, 0, 0};
   }
   if (seal_.mode != UnsealMode::kKeyFile) {
     return FailedPrecondition("this CAS is unsealed with key shares (`cloister cas unseal`), not a key file");
   }
-  std::ifstream in(path, std::ios::binary);
-  Bytes file((std::istreambuf_iterator<char>(in)), {});
-  auto db = UnwrapDatabaseKey(file, master_key);
+  auto db = UnwrapDatabaseKey(ReadKeyring(state_dir_).value_or(Bytes()), master_key);
   if (!db.ok()) return IntegrityError("the unseal key file does not open this CAS's keyring");
   return OpenStore(*db);
 }
@@ -212,9 +225,7 @@ StatusOr<SealStatus> CasService::SubmitShare(const SecretBytes& raw_share) {
   entered_shares_.clear();
   auto master = CombineShares(shares, seal_.threshold);
   if (!master.ok()) return master.status();
-  std::ifstream in(state_dir_ + "/keyring", std::ios::binary);
-  Bytes file((std::istreambuf_iterator<char>(in)), {});
-  auto db = UnwrapDatabaseKey(file, *master);
+  auto db = UnwrapDatabaseKey(ReadKeyring(state_dir_).value_or(Bytes()), *master);
   if (!db.ok()) {
     return InvalidArgument("the shares entered do not reconstruct the master key; enter " +
                           std::to_string(seal_.threshold) + " correct shares again");
@@ -333,13 +344,10 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
     const policy::Secret& spec = p.secrets[i];
     std::string path = "secrets[" + std::to_string(i) + "]";
     if (spec.kind == policy::SecretKind::kImported) {
-      auto v = store.Get(kSecrets, SecretKey(spec.import->session, spec.import->secret));
+      auto v = LoadSecret(store, spec.import->session, spec.import->secret);
       if (!v.ok()) return fail(v.status());
       if (!*v) return problem(path + ".import", "session " + spec.import->session + " has no value for secret " + spec.import->secret);
-      auto decoded = DecodeSecretValue(**v);
-      SecureZero((*v)->data(), (*v)->size());
-      if (!decoded.ok()) return fail(decoded.status());
-      values.emplace(spec.name, std::move(*decoded));
+      values.emplace(spec.name, std::move(**v));
       new_secrets[spec.name] = json{{"kind", "import"}, {"created", now}};
       continue;
     }
@@ -351,13 +359,10 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
         std::find(r.generated.begin(), r.generated.end(), spec.private_key) != r.generated.end();
     if (!dependency_changed && old_secrets.contains(spec.name) &&
         old_secrets[spec.name].value("fingerprint", "") == fp) {
-      auto v = store.Get(kSecrets, SecretKey(p.name, spec.name));
+      auto v = LoadSecret(store, p.name, spec.name);
       if (!v.ok()) return fail(v.status());
       if (*v) {
-        auto decoded = DecodeSecretValue(**v);
-        SecureZero((*v)->data(), (*v)->size());
-        if (!decoded.ok()) return fail(decoded.status());
-        values.emplace(spec.name, std::move(*decoded));
+        values.emplace(spec.name, std::move(**v));
         new_secrets[spec.name] = old_secrets[spec.name];
         continue;
       }

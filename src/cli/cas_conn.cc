@@ -43,6 +43,12 @@ StatusOr<std::unique_ptr<net::ApiClient>> ConnectCas(const CasConnArgs& args, bo
   return net::ApiClient::New(addr, key, &*id);
 }
 
+void PrintProblem(const std::string& source, int line, int column, const std::string& path,
+                  const std::string& message) {
+  std::fprintf(stderr, "%s%s%d:%d: %s: %s\n", source.c_str(), source.empty() ? "" : ":", line, column, path.c_str(),
+               message.c_str());
+}
+
 StatusOr<nlohmann::json> ApiResult(const StatusOr<net::HttpResponse>& r, const std::string& source) {
   if (!r.ok()) return r.status();
   nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
@@ -67,8 +73,7 @@ StatusOr<nlohmann::json> ApiResult(const StatusOr<net::HttpResponse>& r, const s
     }
     if (j.contains("problems") && j["problems"].is_array()) {
       for (const auto& p : j["problems"]) {
-        std::fprintf(stderr, "%s%s%d:%d: %s: %s\n", source.c_str(), source.empty() ? "" : ":", p.value("line", 0),
-                     p.value("column", 0), p.value("path", "").c_str(), p.value("message", "").c_str());
+        PrintProblem(source, p.value("line", 0), p.value("column", 0), p.value("path", ""), p.value("message", ""));
       }
     }
   }

@@ -33,6 +33,11 @@ std::string DefaultIdentityDir();
 // A client for the CAS; `with_identity` loads and presents the identity.
 StatusOr<std::unique_ptr<net::ApiClient>> ConnectCas(const CasConnArgs& args, bool with_identity);
 
+// One problem of a session document on stderr: "<source>:<line>:<column>: <path>: <message>"
+// (no "<source>:" when source is empty).
+void PrintProblem(const std::string& source, int line, int column, const std::string& path,
+                  const std::string& message);
+
 // The JSON body of a 2xx response, or the API's error as a Status (with its
 // "problems" printed to stderr one per line, "<source>:<line>:<column>: <path>: <message>").
 StatusOr<nlohmann::json> ApiResult(const StatusOr<net::HttpResponse>& r, const std::string& source = "");

@@ -46,7 +46,7 @@ Status Write(const SessionArgs& a, bool create) {
     std::string name = p.policy ? p.policy->name : "";
     if (name.empty()) {
       for (const auto& e : p.errors) {
-        std::fprintf(stderr, "%s:%d:%d: %s: %s\n", a.file.c_str(), e.line, e.column, e.path.c_str(), e.message.c_str());
+        PrintProblem(a.file, e.line, e.column, e.path, e.message);
       }
       return InvalidArgument(a.file + " is not a valid session document");
     }
@@ -151,7 +151,7 @@ Status Verify(const SessionArgs& a) {
       PrintJson({{"valid", false}, {"problems", list}});
     } else {
       for (const auto& e : p.errors) {
-        std::fprintf(stderr, "%s:%d:%d: %s: %s\n", a.file.c_str(), e.line, e.column, e.path.c_str(), e.message.c_str());
+        PrintProblem(a.file, e.line, e.column, e.path, e.message);
       }
     }
     return InvalidArgument(a.file + ": " + std::to_string(p.errors.size()) + " problem" +
