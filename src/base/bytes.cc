@@ -1,5 +1,9 @@
 #include "base/bytes.h"
 
+#include <openssl/evp.h>
+
+#include <cctype>
+
 namespace cloister {
 
 std::string HexEncode(std::span<const uint8_t> data) {
@@ -104,6 +108,30 @@ std::span<const uint8_t> ByteReader::LengthPrefixed(size_t max) {
     return {};
   }
   return Take(n);
+}
+
+std::string Base64Encode(std::span<const uint8_t> data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), static_cast<int>(data.size()));
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<Bytes> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0 || text.size() > (1u << 30)) return std::nullopt;
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') return std::nullopt;
+  }
+  Bytes out(text.size() / 4 * 3);
+  int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts padding as zero bytes; '=' may only end the text.
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') ++pad;
+  if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
+  if (text.substr(0, text.size() - pad).find('=') != std::string_view::npos) return std::nullopt;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
 }
 
 }  // namespace cloister

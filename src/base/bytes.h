@@ -20,6 +20,11 @@ std::string HexEncode(std::span<const uint8_t> data);
 // Lower- or upper-case hex; nullopt on odd length or a non-hex character.
 std::optional<Bytes> HexDecode(std::string_view hex);
 
+// Standard base64 (RFC 4648 section 4) with padding, no line breaks.
+std::string Base64Encode(std::span<const uint8_t> data);
+// nullopt unless `text` is padded standard base64 without white space.
+std::optional<Bytes> Base64Decode(std::string_view text);
+
 inline std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <yaml-cpp/yaml.h>
 
+#include "base/bytes.h"
 #include "cas/http_api.h"
 #include "cas/service.h"
 #include "net/http_client.h"
@@ -28,6 +29,8 @@ struct Config {
   std::string unseal_key_file;
   std::string ports_file;
   ServerOptions server;
+  std::vector<std::string> admins;
+  int64_t node_certificate_seconds = 86400;
   bool validate_only = false;
 };
 
@@ -54,10 +57,10 @@ Status LoadConfigFile(const std::string& path, Config& c, const CLI::App& app) {
   for (const auto& kv : root) {
     std::string k = kv.first.as<std::string>();
     if (k != "state_dir" && k != "api_listen" && k != "attest_listen" && k != "unseal_key_file" && k != "threads" &&
-        k != "log_requests" && k != "read_timeout_seconds") {
+        k != "log_requests" && k != "read_timeout_seconds" && k != "admins" && k != "node_certificate_seconds") {
       return InvalidArgument("config file " + path + ": unknown field '" + k +
                              "' (allowed: state_dir, api_listen, attest_listen, unseal_key_file, threads, "
-                             "read_timeout_seconds, log_requests)");
+                             "read_timeout_seconds, log_requests, admins, node_certificate_seconds)");
     }
   }
   RETURN_IF_ERROR(str("state_dir", "--state-dir", c.state_dir));
@@ -68,6 +71,13 @@ Status LoadConfigFile(const std::string& path, Config& c, const CLI::App& app) {
     if (root["threads"] && app.count("--threads") == 0) c.server.threads = root["threads"].as<int>();
     if (root["read_timeout_seconds"]) c.server.read_timeout_seconds = root["read_timeout_seconds"].as<int>();
     if (root["log_requests"]) c.server.log_requests = root["log_requests"].as<bool>();
+    if (root["node_certificate_seconds"] && app.count("--node-certificate-seconds") == 0) {
+      c.node_certificate_seconds = root["node_certificate_seconds"].as<int64_t>();
+    }
+    if (root["admins"]) {
+      if (!root["admins"].IsSequence()) return InvalidArgument("config file " + path + ": admins must be a list");
+      for (const auto& a : root["admins"]) c.admins.push_back(a.as<std::string>());
+    }
   } catch (const YAML::Exception& e) {
     return InvalidArgument("config file " + path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
@@ -109,6 +119,11 @@ int CasMain(int argc, char** argv) {
   app.add_option("--unseal-key-file", c.unseal_key_file,
                  "Development: unseal at start with this key file (created, mode 0600, if missing)");
   app.add_option("--threads", c.server.threads, "Connections served at once")->capture_default_str();
+  app.add_option("--admin", c.admins,
+                 "Identity (64 hex) allowed to create join tokens and list and revoke nodes; repeatable");
+  app.add_option("--node-certificate-seconds", c.node_certificate_seconds,
+                 "Validity of the certificates issued to nodes")
+      ->capture_default_str();
   app.add_option("--ports-file", c.ports_file, "Write the bound ports as JSON to this file (for port 0)");
   app.add_flag("--validate", c.validate_only, "Check the configuration and the state directory, then exit");
   try {
@@ -124,6 +139,15 @@ int CasMain(int argc, char** argv) {
   if (c.server.threads < 4 || c.server.threads > 4096) return Die("", InvalidArgument("--threads must be 4..4096"));
   if (c.server.read_timeout_seconds < 1 || c.server.read_timeout_seconds > 300) {
     return Die("", InvalidArgument("read_timeout_seconds must be 1..300"));
+  }
+  for (const std::string& a : c.admins) {
+    auto raw = HexDecode(a);
+    if (!raw || raw->size() != 32) {
+      return Die("", InvalidArgument("admin " + a + " is not an identity (64 hex digits, `cloister identity show`)"));
+    }
+  }
+  if (c.node_certificate_seconds < 60 || c.node_certificate_seconds > 366 * 86400) {
+    return Die("", InvalidArgument("node_certificate_seconds must be 60 seconds to 366 days"));
   }
   for (const std::string* addr : {&c.server.api_listen, &c.server.attest_listen}) {
     if (auto hp = net::ParseHostPort(*addr); !hp.ok()) return Die("", hp.status());
@@ -178,6 +202,8 @@ int CasMain(int argc, char** argv) {
   }
   auto service = CasService::Open(c.state_dir);
   if (!service.ok()) return Die("", service.status());
+  (*service)->SetAdmins(c.admins);
+  (*service)->SetNodeCertificateSeconds(c.node_certificate_seconds);
   auto identity = LoadOrCreateIdentity(c.state_dir);
   if (!identity.ok()) return Die("CAS identity", identity.status());
   const std::string& key_hash = identity->second;

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "attest/evidence.h"
+#include "base/bytes.h"
 #include "net/http_client.h"
 
 namespace cloister::cas {
@@ -75,12 +77,16 @@ std::optional<std::string> StringField(const json& j, const char* name, Response
 }
 
 std::string RouteOf(const std::string& path) {
-  static const char* kExact[] = {"/healthz", "/readyz", "/metrics", "/v1/cas", "/v1/init", "/v1/unseal", "/v1/sessions"};
+  static const char* kExact[] = {"/healthz",      "/readyz",        "/metrics",         "/v1/cas",
+                                 "/v1/init",      "/v1/unseal",     "/v1/sessions",     "/v1/join-tokens",
+                                 "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest"};
   for (const char* p : kExact) {
     if (path == p) return p;
   }
   if (path.rfind("/v1/sessions/", 0) == 0) return "/v1/sessions/{name}";
   if (path.rfind("/v1/history/", 0) == 0) return "/v1/history/{name}";
+  if (path.rfind("/v1/attestations/", 0) == 0) return "/v1/attestations/{name}";
+  if (path.rfind("/v1/nodes/", 0) == 0) return "/v1/nodes/{id}/revoke";
   return "other";
 }
 
@@ -178,7 +184,9 @@ void CasServer::Routes() {
   // missing identity does not allow before any handler runs.
   api.set_pre_routing_handler([&svc](const Request& req, Response& res) {
     BeginRequest(req);
-    bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0;
+    bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0 ||
+                       req.path.rfind("/v1/attestations/", 0) == 0 || req.path.rfind("/v1/nodes", 0) == 0 ||
+                       req.path == "/v1/join-tokens";
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
@@ -262,7 +270,18 @@ void CasServer::Routes() {
                   "cloister_cas_sealed %d\n",
                   static_cast<long long>(svc.SessionCount()), static_cast<long long>(svc.StoreBytes()),
                   s.state == SealState::kUnsealed ? 0 : 1);
-    res.set_content(metrics_.Render(buf), "text/plain; version=0.0.4");
+    std::string extra = buf;
+    extra += "# HELP cloister_cas_nodes Nodes that joined (revoked ones included).\n# TYPE cloister_cas_nodes gauge\n";
+    extra += "cloister_cas_nodes " + std::to_string(svc.NodeCount()) + "\n";
+    extra +=
+        "# HELP cloister_cas_attestations_total Starts of protected programs, by evidence type, result and reason.\n"
+        "# TYPE cloister_cas_attestations_total counter\n";
+    for (const auto& [k, n] : svc.AttestationCounts()) {
+      const auto& [evidence, result, reason] = k;
+      extra += "cloister_cas_attestations_total{evidence=\"" + evidence + "\",result=\"" + result + "\",reason=\"" +
+               reason + "\"} " + std::to_string(n) + "\n";
+    }
+    res.set_content(metrics_.Render(extra), "text/plain; version=0.0.4");
   });
 
   api.Post("/v1/init", [&svc](const Request& req, Response& res) {
@@ -346,10 +365,145 @@ void CasServer::Routes() {
     Reply(res, 200, {{"name", req.matches[1].str()}, {"versions", out}});
   });
 
-  // The attestation endpoint: workloads attest here (next stage of the
-  // platform); today it answers health and the CAS key only.
+  api.Get(R"(/v1/attestations/(.+))", [&svc](const Request& req, Response& res) {
+    size_t limit = 50;
+    if (req.has_param("limit")) {
+      const std::string v = req.get_param_value("limit");
+      char* end = nullptr;
+      unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 1 || n > 1024) {
+        return ReplyError(res, InvalidArgument("limit must be 1..1024"));
+      }
+      limit = n;
+    }
+    auto list = svc.Attestations(Caller(), req.matches[1].str(), limit);
+    if (!list.ok()) return ReplyError(res, list.status());
+    json out = json::array();
+    for (const AttestationRecord& r : *list) {
+      json j = {{"time", r.time},         {"service", r.service},     {"granted", r.granted},
+                {"evidence", r.evidence}, {"node_id", r.node_id},     {"node_name", r.node_name},
+                {"pid", r.pid},           {"executable", r.executable}, {"runtime", r.runtime}};
+      if (!r.granted) {
+        j["reason"] = r.reason;
+        j["detail"] = r.detail;
+      } else {
+        j["session_hash"] = r.session_hash;
+      }
+      out.push_back(std::move(j));
+    }
+    Reply(res, 200, {{"name", req.matches[1].str()}, {"attestations", out}});
+  });
+
+  // Nodes (docs/protocol.md section 4).
+  auto node_reply = [](Response& res, const StatusOr<NodeCertificate>& c) {
+    if (!c.ok()) return ReplyError(res, c.status());
+    Reply(res, 200, {{"node_id", c->node_id}, {"certificate", c->certificate_pem},
+                     {"ca_certificate", c->ca_certificate_pem}, {"expires", c->expires_unix}});
+  };
+  api.Post("/v1/join-tokens", [&svc](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    int64_t ttl = 3600;
+    if (auto it = body->find("ttl_seconds"); it != body->end()) {
+      if (!it->is_number_integer()) return ReplyError(res, InvalidArgument("ttl_seconds must be an integer"));
+      ttl = it->get<int64_t>();
+    }
+    auto t = svc.CreateJoinToken(Caller(), ttl);
+    if (!t.ok()) return ReplyError(res, t.status());
+    auto b = t->token.UnsafeBytes();
+    std::string token(b.begin(), b.end());
+    json j = {{"token", token}, {"expires", t->expires_unix}};
+    SecureZero(token.data(), token.size());
+    Reply(res, 201, j);
+    j["token"] = "";
+  });
+  api.Post("/v1/nodes/join", [&svc, node_reply](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto token = StringField(*body, "token", res);
+    if (!token) return;
+    auto name = StringField(*body, "name", res);
+    if (!name) return;
+    SecretBytes t(reinterpret_cast<const uint8_t*>(token->data()), token->size());
+    SecureZero(token->data(), token->size());
+    auto pem = net::PeerCertificatePem(req.ssl);
+    node_reply(res, svc.JoinNode(Caller(), pem.value_or(""), t, *name));
+  });
+  api.Post("/v1/nodes/renew", [&svc, node_reply](const Request& req, Response& res) {
+    auto pem = net::PeerCertificatePem(req.ssl);
+    node_reply(res, svc.RenewNode(Caller(), pem.value_or("")));
+  });
+  api.Get("/v1/nodes", [&svc](const Request&, Response& res) {
+    auto list = svc.ListNodes(Caller());
+    if (!list.ok()) return ReplyError(res, list.status());
+    json out = json::array();
+    for (const NodeInfo& n : *list) {
+      out.push_back({{"id", n.id}, {"name", n.name}, {"joined", n.joined}, {"renewed", n.renewed},
+                     {"expires", n.expires_unix}, {"how", n.how}, {"revoked", n.revoked}, {"revoked_at", n.revoked_at}});
+    }
+    Reply(res, 200, {{"nodes", out}});
+  });
+  api.Post(R"(/v1/nodes/([0-9A-Fa-f]{64})/revoke)", [&svc](const Request& req, Response& res) {
+    std::string id = req.matches[1].str();
+    Status s = svc.RevokeNode(Caller(), id);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, 200, {{"revoked", id}});
+  });
+
+  // The attestation endpoint (docs/protocol.md section 5): a starting
+  // program presents its evidence over TLS with its fresh key as client
+  // certificate and receives its configuration.
   attest_->Get("/healthz", health);
   attest_->Get("/v1/cas", cas_info);
+  attest_->Post("/v1/attest", [&svc](const Request& req, Response& res) {
+    auto refuse = [&res](const Status& s, const std::string& reason, const std::string& evidence) {
+      json body = {{"error", s.message()}, {"reason", reason}, {"code", std::string(StatusCodeName(s.code()))}};
+      if (!evidence.empty()) body["evidence"] = evidence;
+      Reply(res, HttpStatusFor(s.code()), body);
+    };
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    auto config = body.is_object() ? body.find("config_id") : body.end();
+    auto evidence = body.is_object() ? body.find("evidence") : body.end();
+    if (!body.is_object() || config == body.end() || !config->is_string() || evidence == body.end() ||
+        !evidence->is_string()) {
+      return refuse(InvalidArgument("the request needs string fields config_id and evidence"), "bad-request", "");
+    }
+    auto raw = Base64Decode(evidence->get<std::string>());
+    if (!raw || raw->size() > attest::kMaxEvidenceSize) {
+      return refuse(InvalidArgument("evidence is not base64 of at most 64 KiB"), "bad-request", "");
+    }
+    std::optional<Bytes> key = request_identity ? HexDecode(*request_identity) : std::nullopt;
+    if (!key || key->size() != 32) {
+      return refuse(Unauthenticated("a client certificate (the key the evidence binds) is required"), "bad-request",
+                    "");
+    }
+    std::array<uint8_t, 32> key_hash;
+    std::copy(key->begin(), key->end(), key_hash.begin());
+    AttestResult r = svc.Attest(config->get<std::string>(), *raw, key_hash);
+    if (!r.status.ok()) return refuse(r.status, r.reason, r.evidence);
+    const GrantedConfig& g = *r.config;
+    json env = json::object();
+    for (const auto& [k, v] : g.environment) {
+      auto b = v.UnsafeBytes();
+      env[k] = std::string(b.begin(), b.end());
+    }
+    json files = json::array();
+    for (const GrantedConfig::File& f : g.files) {
+      files.push_back({{"path", f.path}, {"mode", f.mode}, {"content", Base64Encode(f.content.UnsafeBytes())}});
+    }
+    json volumes = json::array();
+    for (const GrantedConfig::Volume& v : g.volumes) {
+      volumes.push_back({{"name", v.name}, {"path", v.path}, {"key", HexEncode(v.key.UnsafeBytes())}, {"tag", v.tag},
+                         {"update_policy", v.update_policy}});
+    }
+    json out = {{"evidence", g.evidence}, {"session", g.session}, {"session_hash", g.session_hash},
+                {"service", g.service},   {"command", g.command}, {"environment", env},
+                {"pwd", g.pwd},           {"files", files},       {"volumes", volumes}};
+    res.status = 200;
+    std::string text = out.dump();
+    res.set_content(text, "application/json");
+    SecureZero(text.data(), text.size());
+  });
 }
 
 Status CasServer::Start() {

@@ -12,28 +12,19 @@
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
+#include "base/clock.h"
+#include "cas/attestation_log.h"
 #include "cas/secrets.h"
+#include "cas/service_internal.h"
+#include "crypto/crypto.h"
 #include "os/secret_file.h"
 
 namespace cloister::cas {
-namespace {
+namespace internal {
 
 using nlohmann::json;
 
-// Tables of the store. Every record is sealed by the EncryptedStore.
-constexpr char kSessions[] = "sessions";      // name -> session record (JSON)
-constexpr char kHistory[] = "history";        // name -> [version entries] (JSON)
-constexpr char kSecrets[] = "secrets";        // name "\n" secret -> EncodeSecretValue
-constexpr char kIdentities[] = "identities";  // identity -> {first_seen} (JSON)
-
-std::string Now() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Now() { return Rfc3339(UnixNow()); }
 
 std::string SecretKey(const std::string& session, const std::string& secret) { return session + "\n" + secret; }
 
@@ -61,15 +52,6 @@ bool Allowed(const std::vector<std::string>& who, const std::string& caller, con
   return false;
 }
 
-// A stored session: its record, the revision it was read at, and (when
-// asked for) the parsed policy of the current version. The record carries
-// the access lists and secret kinds, so reads need no YAML parse.
-struct Current {
-  json record;
-  uint64_t revision = 0;
-  policy::Policy policy;
-};
-
 std::vector<std::string> AccessList(const json& rec, const char* which) {
   std::vector<std::string> out;
   if (!rec.contains("access") || !rec["access"].contains(which)) return out;  // nobody
@@ -79,11 +61,7 @@ std::vector<std::string> AccessList(const json& rec, const char* which) {
   return out;
 }
 
-json AccessJson(const policy::AccessPolicy& a) {
-  return json{{"read", a.read}, {"update", a.update}, {"delete", a.del}};
-}
-
-StatusOr<std::optional<Current>> LoadSession(Store& store, const std::string& name, bool parse = false) {
+StatusOr<std::optional<Current>> LoadSession(Store& store, const std::string& name, bool parse) {
   ASSIGN_OR_RETURN(auto v, store.GetVersioned(kSessions, name));
   if (!v) return std::optional<Current>();
   Current c;
@@ -101,15 +79,6 @@ StatusOr<std::optional<Current>> LoadSession(Store& store, const std::string& na
 
 std::string CreatorOf(const json& rec) { return rec.value("creator", std::string()); }
 
-// The keyring file's bytes, or nullopt if there is none.
-std::optional<Bytes> ReadKeyring(const std::string& state_dir) {
-  std::ifstream in(state_dir + "/keyring", std::ios::binary);
-  if (!in) return std::nullopt;
-  return Bytes((std::istreambuf_iterator<char>(in)), {});
-}
-
-// A stored secret value, decoded; nullopt if there is none. The sealed
-// store's plaintext copy is wiped once decoded.
 StatusOr<std::optional<SecretValue>> LoadSecret(Store& store, const std::string& session, const std::string& secret) {
   ASSIGN_OR_RETURN(auto v, store.Get(kSecrets, SecretKey(session, secret)));
   if (!v) return std::optional<SecretValue>();
@@ -117,6 +86,24 @@ StatusOr<std::optional<SecretValue>> LoadSecret(Store& store, const std::string&
   SecureZero(v->data(), v->size());
   if (!decoded.ok()) return decoded.status();
   return std::optional<SecretValue>(std::move(*decoded));
+}
+
+}  // namespace internal
+
+namespace {
+
+using nlohmann::json;
+using namespace internal;  // NOLINT: this file is the home of the internal helpers
+
+json AccessJson(const policy::AccessPolicy& a) {
+  return json{{"read", a.read}, {"update", a.update}, {"delete", a.del}};
+}
+
+// The keyring file's bytes, or nullopt if there is none.
+std::optional<Bytes> ReadKeyring(const std::string& state_dir) {
+  std::ifstream in(state_dir + "/keyring", std::ios::binary);
+  if (!in) return std::nullopt;
+  return Bytes((std::istreambuf_iterator<char>(in)), {});
 }
 
 }  // namespace
@@ -164,6 +151,8 @@ Status CasService::OpenStore(const SecretBytes& database_key) {
   ASSIGN_OR_RETURN(auto rows, enc->Scan(kSessions));
   session_count_ = static_cast<int64_t>(rows.size());
   store_ = std::move(enc);
+  RETURN_IF_ERROR(LoadNodeState());
+  attestation_log_ = std::make_unique<AttestationLog>(store_);
   seal_.state = SealState::kUnsealed;
   unsealed_.store(true, std::memory_order_release);
   return Status::Ok();
@@ -384,6 +373,41 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
     }
   }
 
+  // Volume keys: an explicit key from the document (written by `cloister
+  // image protect`, with the volume's first tag), or one the CAS makes. A
+  // key that does not change keeps the tag the CAS holds for the volume.
+  json old_volumes = (*cur) ? (*cur)->record.value("volumes", json::object()) : json::object();
+  json new_volumes = json::object();
+  for (const policy::Volume& v : p.volumes) {
+    SecretValue key;
+    key.kind = policy::SecretKind::kBinary;
+    if (v.key) {
+      key.bytes = *v.key;
+    } else if (old_volumes.contains(v.name)) {
+      new_volumes[v.name] = old_volumes[v.name];
+      continue;
+    } else {
+      key.bytes = SecretBytes(32);
+      if (Status s = crypto::RandomBytes(key.bytes.UnsafeMutableBytes()); !s.ok()) return fail(s);
+    }
+    std::string fp = HexEncode(crypto::Sha256(key.bytes.UnsafeBytes()));
+    if (old_volumes.contains(v.name) && old_volumes[v.name].value("fingerprint", "") == fp) {
+      new_volumes[v.name] = old_volumes[v.name];
+      continue;
+    }
+    key.fingerprint = fp;
+    SecretBytes enc = EncodeSecretValue(key);
+    auto eb = enc.UnsafeBytes();
+    batch.push_back(Store::Write{kSecrets, SecretKey(p.name, VolumeKeyName(v.name)), Bytes(eb.begin(), eb.end()),
+                                 std::nullopt});
+    new_volumes[v.name] = json{{"created", now}, {"fingerprint", fp}, {"tag", v.tag}};
+  }
+  for (auto& [name, _] : old_volumes.items()) {
+    if (!new_volumes.contains(name)) {
+      batch.push_back(Store::Write{kSecrets, SecretKey(p.name, VolumeKeyName(name)), std::nullopt, std::nullopt});
+    }
+  }
+
   uint64_t version = create ? 1 : (*cur)->record.value("version", uint64_t{0}) + 1;
   json rec = {{"hash", r.hash},
               {"document", document},
@@ -394,7 +418,8 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
               {"updated", now},
               {"updated_by", caller},
               {"access", AccessJson(p.access_policy)},
-              {"secrets", new_secrets}};
+              {"secrets", new_secrets},
+              {"volumes", new_volumes}};
   json history = json::array();
   if (!create) {
     auto h = store.Get(kHistory, p.name);
@@ -496,6 +521,10 @@ Status CasService::DeleteSession(const std::string& caller, const std::string& n
   for (auto it = secrets.begin(); it != secrets.end(); ++it) {
     const std::string& secret = it.key();
     batch.push_back(Store::Write{kSecrets, SecretKey(name, secret), std::nullopt, std::nullopt});
+  }
+  const json volumes = cur->record.value("volumes", json::object());
+  for (auto it = volumes.begin(); it != volumes.end(); ++it) {
+    batch.push_back(Store::Write{kSecrets, SecretKey(name, VolumeKeyName(it.key())), std::nullopt, std::nullopt});
   }
   auto applied = store_->Apply(batch);
   if (!applied.ok()) {

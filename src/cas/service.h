@@ -9,7 +9,13 @@
 //   (the TLS identity, cas.crt/cas.key, is the server's business)
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <map>
+#include <set>
+#include <shared_mutex>
+#include <span>
+#include <tuple>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -73,6 +79,74 @@ struct SessionSummary {
   std::string updated;
 };
 
+// A join token, shown once (the CAS keeps only its hash).
+struct JoinToken {
+  SecretBytes token;  // "cloister-join-v1:<64 hex>"
+  int64_t expires_unix = 0;
+};
+
+// A node's certificate from the node CA, as join and renewal return it.
+struct NodeCertificate {
+  std::string node_id;
+  std::string certificate_pem, ca_certificate_pem;
+  int64_t expires_unix = 0;
+};
+
+struct NodeInfo {
+  std::string id, name;
+  std::string joined, renewed;  // RFC 3339
+  int64_t expires_unix = 0;     // of the last certificate issued
+  std::string how;              // "join-token"
+  bool revoked = false;
+  std::string revoked_at;
+};
+
+// One start of a protected program, as `cloister session attestations`
+// shows it.
+struct AttestationRecord {
+  std::string time;  // RFC 3339 UTC
+  std::string session, service;
+  bool granted = false;
+  std::string reason;    // empty when granted; a protocol reason code otherwise
+  std::string detail;    // what exactly failed
+  std::string evidence;  // evidence type ("sim"), or empty if it did not parse
+  std::string node_id, node_name;
+  std::string executable, runtime;  // hex measurements, when the evidence parsed
+  uint32_t pid = 0;
+  std::string session_hash;  // the version that granted it
+};
+
+// What a started program receives (docs/protocol.md section 5). Holds
+// secrets: environment values and file contents are filled in.
+struct GrantedConfig {
+  std::string session, session_hash, service, evidence;
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, SecretBytes>> environment;
+  std::string pwd;
+  struct File {
+    std::string path;
+    uint32_t mode = 0400;
+    SecretBytes content;
+  };
+  std::vector<File> files;
+  struct Volume {
+    std::string name, path, tag, update_policy;
+    SecretBytes key;
+  };
+  std::vector<Volume> volumes;
+};
+
+struct AttestResult {
+  // OK: `config` is set. Otherwise the status (its code gives the HTTP
+  // status) and `reason`, the protocol's reason code.
+  Status status;
+  std::string reason;
+  std::string evidence;  // type, when known
+  std::optional<GrantedConfig> config;
+};
+
+class AttestationLog;
+
 class CasService {
  public:
   // Opens the state directory (created 0700 if missing). Without a keyring
@@ -102,6 +176,33 @@ class CasService {
   StatusOr<std::vector<HistoryEntry>> History(const std::string& caller, const std::string& name);
   Status DeleteSession(const std::string& caller, const std::string& name);
 
+  // Administrators (identities) may create join tokens and list and revoke
+  // nodes. Set once before serving.
+  void SetAdmins(std::vector<std::string> admins);
+  // Validity of the certificates issued to nodes (default 24 hours).
+  void SetNodeCertificateSeconds(int64_t seconds) { node_cert_seconds_ = seconds; }
+
+  // Nodes (docs/protocol.md section 4). `node_certificate_pem` is the
+  // certificate the node presented in TLS; `node_id` is its key's identity.
+  StatusOr<JoinToken> CreateJoinToken(const std::string& caller, int64_t ttl_seconds);
+  StatusOr<NodeCertificate> JoinNode(const std::string& node_id, const std::string& node_certificate_pem,
+                                     const SecretBytes& token, const std::string& name);
+  StatusOr<NodeCertificate> RenewNode(const std::string& node_id, const std::string& node_certificate_pem);
+  StatusOr<std::vector<NodeInfo>> ListNodes(const std::string& caller);
+  Status RevokeNode(const std::string& caller, const std::string& node_id);
+
+  // Attestation at start (docs/protocol.md section 5): `client_key_hash` is
+  // the SHA-256 of the TLS client's public key. Every call is recorded.
+  AttestResult Attest(const std::string& config_id, std::span<const uint8_t> evidence,
+                      const std::array<uint8_t, 32>& client_key_hash);
+  // The latest attestations of a session (newest first), for callers who
+  // may read it.
+  StatusOr<std::vector<AttestationRecord>> Attestations(const std::string& caller, const std::string& session,
+                                                        size_t limit);
+  // Counts by (evidence, result, reason), for /metrics.
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> AttestationCounts() const;
+  int64_t NodeCount() const;
+
   // For /metrics: sessions stored and bytes of the database files.
   int64_t SessionCount() const { return session_count_.load(); }
   int64_t StoreBytes() const;
@@ -112,6 +213,12 @@ class CasService {
   Status RequireUnsealed() const;
   WriteResult Write(const std::string& caller, const std::string& name, const std::string& document,
                     bool create);
+  Status LoadNodeState();  // node CA (made on first unseal) and revocations
+  Status RequireAdmin(const std::string& caller) const;
+  StatusOr<NodeCertificate> Certify(const std::string& node_id, const std::string& node_certificate_pem,
+                                    const std::string& name);
+  void Record(AttestationRecord r);
+  std::shared_ptr<const policy::Policy> ParsedPolicy(const std::string& hash, const std::string& document);
 
   const std::string state_dir_;
   mutable std::mutex seal_mu_;  // guards the seal state and entered shares
@@ -120,6 +227,21 @@ class CasService {
   std::shared_ptr<Store> store_;  // set once unsealed
   std::atomic<bool> unsealed_{false};
   std::atomic<int64_t> session_count_{0};
+
+  std::vector<std::string> admins_;
+  int64_t node_cert_seconds_ = 86400;
+  // Set at unseal: the node CA; node ids known and revoked, and names.
+  mutable std::shared_mutex nodes_mu_;
+  std::string node_ca_cert_;
+  SecretBytes node_ca_key_;
+  std::set<std::string> revoked_;
+  std::map<std::string, std::string> node_names_;
+  // Parsed policies by document hash, so a start does not parse YAML.
+  std::mutex policy_cache_mu_;
+  std::map<std::string, std::shared_ptr<const policy::Policy>> policy_cache_;
+  std::unique_ptr<AttestationLog> attestation_log_;
+  mutable std::mutex counts_mu_;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> attest_counts_;
 };
 
 }  // namespace cloister::cas

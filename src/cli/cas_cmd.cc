@@ -1,4 +1,5 @@
-// `cloister cas init|unseal|status`: operating the CAS's seal. Shares are
+// `cloister cas init|unseal|status|join-token create`: operating the CAS's
+// seal, and tokens for nodes to join. Shares are
 // printed once by init and read from standard input by unseal, never taken
 // from the command line.
 #include <termios.h>
@@ -10,7 +11,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "base/bytes.h"
 #include "base/secret.h"
+#include "os/secret_file.h"
+#include "base/clock.h"
 #include "cli/cas_conn.h"
 #include "cli/cli.h"
 
@@ -23,7 +27,54 @@ struct CasArgs {
   CasConnArgs conn;
   int shares = 5;
   int threshold = 3;
+  std::string ttl = "1h";
+  std::string out;
 };
+
+// "90", "90s", "30m", "12h", "7d" as seconds; nullopt if malformed.
+std::optional<int64_t> ParseDuration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  std::string digits = text;
+  switch (text.back()) {
+    case 's': unit = 1; digits.pop_back(); break;
+    case 'm': unit = 60; digits.pop_back(); break;
+    case 'h': unit = 3600; digits.pop_back(); break;
+    case 'd': unit = 86400; digits.pop_back(); break;
+    default: break;
+  }
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoll(digits) * unit;
+}
+
+// A single-use token for a LAS to join the CAS. It is a secret: written to
+// a new 0600 file with --out (what cloister-las --join-token-file reads),
+// or printed alone on standard output.
+Status JoinTokenCreate(const CasArgs& a) {
+  auto ttl = ParseDuration(a.ttl);
+  if (!ttl) return InvalidArgument("--ttl must be a duration such as 600, 30m, 12h or 7d");
+  ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, true));
+  json body = {{"ttl_seconds", *ttl}};
+  ASSIGN_OR_RETURN(json j, ApiResult(client->Post("/v1/join-tokens", body.dump())));
+  std::string token = j.value("token", "");
+  j["token"] = "";
+  std::string expires = Rfc3339(j.value("expires", int64_t{0}));
+  Status st = Status::Ok();
+  if (!a.out.empty()) {
+    std::string line = token + "\n";
+    st = os::WriteNewSecretFile(a.out, AsBytes(line));
+    SecureZero(line.data(), line.size());
+    if (st.ok()) std::fprintf(stderr, "join token written to %s (single use, expires %s)\n", a.out.c_str(), expires.c_str());
+  } else {
+    std::printf("%s\n", token.c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "single use, expires %s\n", expires.c_str());
+  }
+  SecureZero(token.data(), token.size());
+  return st;
+}
 
 void PrintSeal(const json& j) {
   std::string state = j.value("state", "");
@@ -111,6 +162,19 @@ void RegisterCasCommands(CLI::App& app, int* exit_code) {
       {"unseal", "Enter one key share (read from standard input)", Unseal},
       {"status", "Show the CAS key and whether it is sealed", StatusCmd},
   };
+  {
+    CLI::App* tokens = app.add_subcommand("join-token", "Join tokens for nodes (CAS administrators)");
+    tokens->require_subcommand(1);
+    auto args = std::make_shared<CasArgs>();
+    CLI::App* c = tokens->add_subcommand("create", "Create a single-use token with which a LAS joins the CAS");
+    AddCasConnOptions(*c, args->conn);
+    c->add_option("--ttl", args->ttl, "How long the token is good for: 600, 30m, 12h, 7d")->capture_default_str();
+    c->add_option("--out", args->out, "Write the token to this new file (mode 0600) instead of standard output");
+    c->callback([args, exit_code]() {
+      Status st = JoinTokenCreate(*args);
+      if (!st.ok()) *exit_code = Fail("cas join-token create", st);
+    });
+  }
   for (const Sub& s : kSubs) {
     auto args = std::make_shared<CasArgs>();
     CLI::App* c = app.add_subcommand(s.name, s.help);

@@ -33,7 +33,10 @@ constexpr CommandGroup kGroups[] = {
     {"session", "Sessions (policies) in the CAS: create, update, show, list, history, delete, verify",
      RegisterSessionCommands},
     {"cas", "Operate the CAS: init with key shares, unseal, status", RegisterCasCommands},
+    {"node", "Nodes (LAS) that joined the CAS: list, revoke", RegisterNodeCommands},
     {"measure", "Print the measurement (SHA-256) a session lists for a program", RegisterMeasureCommand, true},
+    {"run", "Run a program under the runtime: attest to the CAS, then start it with its session's configuration",
+     RegisterRunCommand, true},
 };
 
 }  // namespace

@@ -54,6 +54,9 @@ void RegisterIdentityCommands(CLI::App& app, int* exit_code);
 void RegisterSessionCommands(CLI::App& app, int* exit_code);
 void RegisterCasCommands(CLI::App& app, int* exit_code);
 void RegisterMeasureCommand(CLI::App& app, int* exit_code);
+void RegisterNodeCommands(CLI::App& app, int* exit_code);
+void RegisterRunCommand(CLI::App& app, int* exit_code);
+
 
 int Main(int argc, char** argv);
 

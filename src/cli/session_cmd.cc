@@ -1,4 +1,4 @@
-// `cloister session create|update|show|list|history|delete|verify`: sessions
+// `cloister session create|update|show|list|history|delete|verify|attestations`: sessions
 // in the CAS, and offline validation of a session document.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -19,6 +19,7 @@ struct SessionArgs {
   CasConnArgs conn;
   std::string file;
   std::string name;
+  int limit = 20;
 };
 
 StatusOr<std::string> ReadDocument(const std::string& path) {
@@ -137,6 +138,44 @@ Status Delete(const SessionArgs& a) {
   return Status::Ok();
 }
 
+// The latest starts of a session's services, newest first: the verdict,
+// the evidence type (never shown as anything but what it is) and why.
+Status Attestations(const SessionArgs& a) {
+  ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, true));
+  ASSIGN_OR_RETURN(json j, ApiResult(client->Get("/v1/attestations/" + net::EncodePathSegment(a.name) +
+                                                 "?limit=" + std::to_string(a.limit))));
+  if (a.conn.json) {
+    PrintJson(j);
+    return Status::Ok();
+  }
+  const json& list = j["attestations"];
+  if (list.empty()) {
+    std::printf("no attestations recorded for session %s\n", a.name.c_str());
+    return Status::Ok();
+  }
+  std::printf("%-20s  %-16s  %-7s  %-8s  %-16s  %-7s  %s\n", "TIME", "SERVICE", "RESULT", "EVIDENCE", "NODE", "PID",
+              "REASON");
+  for (const json& r : list) {
+    std::string node = r.value("node_name", "");
+    if (node.empty()) node = r.value("node_id", "").substr(0, 16);
+    std::string evidence = r.value("evidence", "");
+    bool granted = r.value("granted", false);
+    std::string why = granted ? "" : r.value("reason", "") + ": " + r.value("detail", "");
+    std::printf("%-20s  %-16s  %-7s  %-8s  %-16s  %-7u  %s\n", r.value("time", "").c_str(),
+                r.value("service", "").c_str(), granted ? "granted" : "refused", evidence.empty() ? "-" : evidence.c_str(),
+                node.empty() ? "-" : node.c_str(), r.value("pid", 0u), why.c_str());
+  }
+  // The honesty rule: say what sim evidence is worth wherever it appears.
+  for (const json& r : list) {
+    if (r.value("evidence", "") == "sim") {
+      std::printf("note: sim evidence proves the program's identity to the CAS but gives no protection in use "
+                  "(root on the node can read its memory)\n");
+      break;
+    }
+  }
+  return Status::Ok();
+}
+
 // Offline: the same parser and checks the CAS runs at upload, except the
 // ones that need other sessions (imports are checked for shape only).
 Status Verify(const SessionArgs& a) {
@@ -184,12 +223,17 @@ void RegisterSessionCommands(CLI::App& app, int* exit_code) {
       {"history", "Every version of a session with hash, time and author", kName, History},
       {"delete", "Delete a session and its secrets", kName, Delete},
       {"verify", "Validate a session document offline (no CAS needed)", kFile, Verify},
+      {"attestations", "The latest starts of the session's services: verdict, evidence type, node, reason", kName,
+       Attestations},
   };
   for (const Sub& s : kSubs) {
     auto args = std::make_shared<SessionArgs>();
     CLI::App* c = app.add_subcommand(s.name, s.help);
     if (s.arg == kFile) c->add_option("-f,--file", args->file, "Session document (YAML)")->required();
     if (s.arg == kName) c->add_option("name", args->name, "Session name")->required();
+    if (std::string(s.name) == "attestations") {
+      c->add_option("--limit", args->limit, "How many, newest first")->capture_default_str()->check(CLI::Range(1, 1024));
+    }
     if (std::string(s.name) == "verify") {
       c->add_flag("--json", args->conn.json, "Machine-readable output");
     } else {

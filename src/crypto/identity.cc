@@ -16,15 +16,6 @@ namespace {
 template <typename T>
 using Ptr = OsslPtr<T>;
 
-StatusOr<std::string> IdOfKey(EVP_PKEY* key) {
-  unsigned char* der = nullptr;
-  int n = i2d_PUBKEY(key, &der);
-  if (n <= 0) return InternalError("cannot encode the public key");
-  Digest d = Sha256(std::span<const uint8_t>(der, static_cast<size_t>(n)));
-  OPENSSL_free(der);
-  return HexEncode(d);
-}
-
 std::string BioString(BIO* bio) {
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);
@@ -33,11 +24,20 @@ std::string BioString(BIO* bio) {
 
 }  // namespace
 
+StatusOr<std::string> IdentityOfKey(const EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(key, &der);
+  if (n <= 0) return InternalError("cannot encode the public key");
+  Digest d = Sha256(std::span<const uint8_t>(der, static_cast<size_t>(n)));
+  OPENSSL_free(der);
+  return HexEncode(d);
+}
+
 StatusOr<NewIdentity> CreateIdentity(int days) {
   Ptr<EVP_PKEY> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (!key) return InternalError("P-256 key generation failed");
   NewIdentity out;
-  ASSIGN_OR_RETURN(out.id, IdOfKey(key.get()));
+  ASSIGN_OR_RETURN(out.id, IdentityOfKey(key.get()));
 
   Ptr<X509> cert(X509_new());
   uint8_t serial[16];
@@ -76,14 +76,14 @@ StatusOr<std::string> IdentityOfCertificate(const std::string& pem) {
   if (!cert) return InvalidArgument("not a PEM certificate");
   EVP_PKEY* key = X509_get0_pubkey(cert.get());
   if (key == nullptr) return InvalidArgument("the certificate has no usable public key");
-  return IdOfKey(key);
+  return IdentityOfKey(key);
 }
 
 StatusOr<std::string> IdentityOfPrivateKey(const SecretBytes& pem) {
   Ptr<BIO> bio(BIO_new_mem_buf(pem.UnsafeBytes().data(), static_cast<int>(pem.size())));
   Ptr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) return InvalidArgument("not a PEM private key");
-  return IdOfKey(key.get());
+  return IdentityOfKey(key.get());
 }
 
 }  // namespace cloister::crypto

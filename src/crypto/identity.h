@@ -3,6 +3,8 @@
 // SubjectPublicKeyInfo); the certificate only carries it.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <string>
 
 #include "base/bytes.h"
@@ -23,6 +25,9 @@ StatusOr<NewIdentity> CreateIdentity(int days);
 
 // The identity of the public key in a PEM certificate.
 StatusOr<std::string> IdentityOfCertificate(const std::string& certificate_pem);
+// The identity of a public key (or of the public half of a key pair).
+StatusOr<std::string> IdentityOfKey(const EVP_PKEY* key);
+
 // The identity of a PEM private key (of its public half).
 StatusOr<std::string> IdentityOfPrivateKey(const SecretBytes& private_key_pem);
 

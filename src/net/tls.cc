@@ -119,6 +119,22 @@ std::optional<std::string> PeerIdentity(const SSL* ssl) {
   return KeyHashOf(cert);
 }
 
+std::optional<std::string> PeerCertificatePem(const SSL* ssl) {
+  if (ssl == nullptr) return std::nullopt;
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return std::nullopt;
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return std::nullopt;
+  std::optional<std::string> out;
+  if (PEM_write_bio_X509(bio, cert) == 1) {
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    out = std::string(data, static_cast<size_t>(n));
+  }
+  BIO_free(bio);
+  return out;
+}
+
 Status ConfigureClientContext(SSL_CTX& ctx, const std::string& pinned_key_hash, const TlsIdentity* client) {
   auto pin = HexDecode(pinned_key_hash);
   if (!pin || pin->size() != 32) {

@@ -34,6 +34,9 @@ Status ConfigureServerContext(SSL_CTX& ctx, const TlsIdentity& id);
 // or nullopt when the peer presented none.
 std::optional<std::string> PeerIdentity(const SSL* ssl);
 
+// The peer's certificate as PEM, or nullopt when it presented none.
+std::optional<std::string> PeerCertificatePem(const SSL* ssl);
+
 // Sets up a client context: TLS 1.3 only, optional client identity, and a
 // verifier that accepts the server only if its leaf certificate's key hash
 // equals `pinned_key_hash` (hex, case-insensitive).

@@ -1,0 +1,288 @@
+// Attestation at start (docs/protocol.md section 5): the CAS's verdict on
+// a starting program, the configuration it hands out, and the record of
+// every attempt.
+#include <algorithm>
+#include <chrono>
+
+#include "attest/verifier.h"
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "cas/attestation_log.h"
+#include "cas/secrets.h"
+#include "cas/service.h"
+#include "cas/service_internal.h"
+
+namespace cloister::cas {
+namespace {
+
+using attest::Refusal;
+using nlohmann::json;
+using namespace internal;  // NOLINT
+
+bool Contains(const std::vector<std::string>& list, const std::string& v) {
+  return std::find(list.begin(), list.end(), v) != list.end();
+}
+
+// What the runtime is told: enough to act on, nothing about the session it
+// could not know already. The record keeps the exact detail.
+Status RefusalStatus(Refusal r) {
+  switch (r) {
+    case Refusal::kBadRequest: return InvalidArgument("the attestation request is malformed");
+    case Refusal::kEvidenceInvalid: return PermissionDenied("the evidence is not valid");
+    case Refusal::kNodeNotCertified:
+      return PermissionDenied("the node's certificate was not issued by this CAS or is not valid now");
+    case Refusal::kNodeRevoked: return PermissionDenied("the node that vouched for this program is revoked");
+    case Refusal::kEvidenceStale:
+      return PermissionDenied("the evidence is too old or dated in the future (compare the clocks of the node and the CAS)");
+    case Refusal::kEvidenceNotBound:
+      return PermissionDenied("the evidence is not bound to the key of this connection");
+    case Refusal::kUnknownConfig: return NotFound("no such session or service");
+    case Refusal::kEvidenceTypeNotAllowed: return PermissionDenied("the session does not accept this type of evidence");
+    case Refusal::kMeasurementNotAllowed:
+      return PermissionDenied("the program's measurement is not allowed for this service");
+  }
+  return PermissionDenied("refused");
+}
+
+std::string_view UpdatePolicyName(policy::UpdatePolicy p) {
+  return p == policy::UpdatePolicy::kReadOnly ? "read-only" : "rollback-protected";
+}
+
+}  // namespace
+
+std::shared_ptr<const policy::Policy> CasService::ParsedPolicy(const std::string& hash, const std::string& document) {
+  {
+    std::lock_guard<std::mutex> l(policy_cache_mu_);
+    auto it = policy_cache_.find(hash);
+    if (it != policy_cache_.end()) return it->second;
+  }
+  policy::ParseResult p = policy::Parse(document);
+  if (!p.policy) return nullptr;
+  auto parsed = std::make_shared<const policy::Policy>(std::move(*p.policy));
+  std::lock_guard<std::mutex> l(policy_cache_mu_);
+  // Old versions are never asked for again once replaced; a bounded cache
+  // that is simply emptied when full keeps this simple.
+  if (policy_cache_.size() >= 4096) policy_cache_.clear();
+  policy_cache_.emplace(hash, parsed);
+  return parsed;
+}
+
+void CasService::Record(AttestationRecord r) {
+  {
+    std::lock_guard<std::mutex> l(counts_mu_);
+    ++attest_counts_[{r.evidence.empty() ? "unknown" : r.evidence, r.granted ? "granted" : "refused",
+                      r.granted ? "" : r.reason}];
+  }
+  std::fprintf(stderr, "cloister-cas: attestation %s %s/%s evidence=%s node=%s%s%s\n",
+               r.granted ? "granted" : "refused", r.session.c_str(), r.service.c_str(),
+               r.evidence.empty() ? "-" : r.evidence.c_str(), r.node_id.empty() ? "-" : r.node_id.substr(0, 16).c_str(),
+               r.granted ? "" : " reason=", r.granted ? "" : (r.reason + " (" + r.detail + ")").c_str());
+  if (attestation_log_) attestation_log_->Append(std::move(r));
+}
+
+std::map<std::tuple<std::string, std::string, std::string>, uint64_t> CasService::AttestationCounts() const {
+  std::lock_guard<std::mutex> l(counts_mu_);
+  return attest_counts_;
+}
+
+AttestResult CasService::Attest(const std::string& config_id, std::span<const uint8_t> evidence,
+                                const std::array<uint8_t, 32>& client_key_hash) {
+  AttestResult out;
+  if (Status s = RequireUnsealed(); !s.ok()) {
+    out.status = s;
+    out.reason = "unavailable";
+    return out;
+  }
+  AttestationRecord rec;
+  rec.time = Now();
+  size_t slash = config_id.rfind('/');
+  if (slash != std::string::npos) {
+    rec.session = config_id.substr(0, slash);
+    rec.service = config_id.substr(slash + 1);
+  }
+  auto refuse = [&](Refusal r, std::string detail) {
+    out.status = RefusalStatus(r);
+    out.reason = std::string(attest::RefusalCode(r));
+    out.evidence = rec.evidence;
+    rec.granted = false;
+    rec.reason = out.reason;
+    rec.detail = std::move(detail);
+    // Malformed ids name no session whose log could hold the record.
+    if (!rec.session.empty()) Record(std::move(rec));
+    return out;
+  };
+  if (rec.session.empty() || rec.service.empty() || config_id.size() > 256) {
+    return refuse(Refusal::kBadRequest, "CLOISTER_CONFIG_ID must be SESSION/SERVICE");
+  }
+
+  attest::NodeTrust trust;
+  {
+    std::shared_lock<std::shared_mutex> l(nodes_mu_);
+    trust.ca_certificate_pem = node_ca_cert_;
+  }
+  trust.is_revoked = [this](const std::string& id) {
+    std::shared_lock<std::shared_mutex> l(nodes_mu_);
+    return revoked_.count(id) > 0;
+  };
+  attest::EvidenceCheck check = attest::CheckStartEvidence(evidence, trust, UnixNowNs(), client_key_hash);
+  if (check.claims) {
+    const attest::SimClaims& c = *check.claims;
+    rec.evidence = std::string(attest::EvidenceTypeName(c.type));
+    rec.node_id = c.node_id;
+    rec.executable = HexEncode(c.executable);
+    rec.runtime = HexEncode(c.runtime);
+    rec.pid = c.pid;
+    std::shared_lock<std::shared_mutex> l(nodes_mu_);
+    auto it = node_names_.find(c.node_id);
+    if (it != node_names_.end()) rec.node_name = it->second;
+  }
+  if (check.refusal) return refuse(*check.refusal, check.detail);
+  const attest::SimClaims& claims = *check.claims;
+
+  Store& store = *store_;
+  auto cur = LoadSession(store, rec.session);
+  if (!cur.ok()) {
+    out.status = cur.status();
+    out.reason = "internal";
+    return out;
+  }
+  if (!*cur) return refuse(Refusal::kUnknownConfig, "no session " + rec.session);
+  const json& record = (*cur)->record;
+  rec.session_hash = record.value("hash", "");
+  auto p = ParsedPolicy(rec.session_hash, record.value("document", ""));
+  if (!p) {
+    out.status = InternalError("stored session " + rec.session + " no longer parses");
+    out.reason = "internal";
+    return out;
+  }
+  const policy::Service* svc = nullptr;
+  for (const policy::Service& s : p->services) {
+    if (s.name == rec.service) svc = &s;
+  }
+  if (svc == nullptr) return refuse(Refusal::kUnknownConfig, "session " + rec.session + " has no service " + rec.service);
+
+  if (!Contains(p->attestation.allowed, rec.evidence) ||
+      (claims.type == attest::EvidenceType::kSim && !Contains(p->attestation.tolerate, "simulation"))) {
+    return refuse(Refusal::kEvidenceTypeNotAllowed,
+                  rec.evidence + " evidence is not in security.attestation.allowed (or simulation is not tolerated)");
+  }
+  if (!Contains(svc->measurements, rec.executable)) {
+    return refuse(Refusal::kMeasurementNotAllowed,
+                  "executable " + rec.executable + " is not among the " + std::to_string(svc->measurements.size()) +
+                      " measurements of service " + rec.service);
+  }
+  if (std::all_of(claims.runtime.begin(), claims.runtime.end(), [](uint8_t b) { return b == 0; })) {
+    return refuse(Refusal::kMeasurementNotAllowed, "no Cloister runtime is mapped into the process");
+  }
+  if (!Contains(svc->measurements, rec.runtime)) {
+    return refuse(Refusal::kMeasurementNotAllowed,
+                  "runtime " + rec.runtime + " is not among the measurements of service " + rec.service);
+  }
+
+  // Granted: fill in the configuration.
+  GrantedConfig g;
+  g.session = rec.session;
+  g.session_hash = rec.session_hash;
+  g.service = rec.service;
+  g.evidence = rec.evidence;
+  g.command = svc->command;
+  g.pwd = svc->pwd;
+  Status resolve_error;
+  std::map<std::string, SecretValue> values;
+  SecretResolver resolve = [&](const std::string& name) -> const SecretValue* {
+    auto it = values.find(name);
+    if (it != values.end()) return &it->second;
+    const policy::Secret* spec = nullptr;
+    for (const policy::Secret& s : p->secrets) {
+      if (s.name == name) spec = &s;
+    }
+    if (spec == nullptr) return nullptr;
+    std::string owner = rec.session, secret = name;
+    if (spec->kind == policy::SecretKind::kImported) {
+      // The exporter may have withdrawn the export since this session was
+      // written: check its current version.
+      auto e = LoadSession(store, spec->import->session);
+      if (!e.ok() || !*e) {
+        resolve_error = FailedPrecondition("secret " + name + ": session " + spec->import->session + " is gone");
+        return nullptr;
+      }
+      std::string exporter_hash = (*e)->record.value("hash", "");
+      auto ep = ParsedPolicy(exporter_hash, (*e)->record.value("document", ""));
+      bool exported = false;
+      if (ep && (spec->import->session_hash.empty() || spec->import->session_hash == exporter_hash)) {
+        for (const policy::Secret& s : ep->secrets) {
+          if (s.name != spec->import->secret) continue;
+          for (const policy::Export& x : s.exports) {
+            if (x.session == rec.session && (x.session_hash.empty() || x.session_hash == rec.session_hash)) exported = true;
+          }
+        }
+      }
+      if (!exported) {
+        resolve_error = FailedPrecondition("secret " + name + " is no longer exported to this session by " +
+                                           spec->import->session);
+        return nullptr;
+      }
+      owner = spec->import->session;
+      secret = spec->import->secret;
+    }
+    auto v = LoadSecret(store, owner, secret);
+    if (!v.ok() || !*v) {
+      resolve_error = v.ok() ? FailedPrecondition("secret " + name + " has no value") : v.status();
+      return nullptr;
+    }
+    return &values.emplace(name, std::move(**v)).first->second;
+  };
+  auto fail_config = [&](const Status& s) {
+    out.status = s.code() == StatusCode::kNotFound ? FailedPrecondition(s.message()) : s;
+    out.reason = "config-unavailable";
+    out.evidence = rec.evidence;
+    rec.granted = false;
+    rec.reason = out.reason;
+    rec.detail = s.message();
+    Record(std::move(rec));
+    return out;
+  };
+  for (const auto& [k, v] : svc->environment) {
+    auto filled = Substitute(v, resolve);
+    if (!filled.ok()) return fail_config(resolve_error.ok() ? filled.status() : resolve_error);
+    g.environment.emplace_back(k, std::move(*filled));
+  }
+  for (const policy::InjectedFile& f : svc->files) {
+    auto filled = Substitute(f.content, resolve);
+    if (!filled.ok()) return fail_config(resolve_error.ok() ? filled.status() : resolve_error);
+    g.files.push_back(GrantedConfig::File{f.path, f.mode, std::move(*filled)});
+  }
+  const json volumes = record.value("volumes", json::object());
+  for (const policy::Mount& m : svc->mounts) {
+    const policy::Volume* vol = nullptr;
+    for (const policy::Volume& v : p->volumes) {
+      if (v.name == m.volume) vol = &v;
+    }
+    if (vol == nullptr) return fail_config(InternalError("mount of an unknown volume " + m.volume));
+    auto key = LoadSecret(store, rec.session, VolumeKeyName(m.volume));
+    if (!key.ok()) return fail_config(key.status());
+    if (!*key) return fail_config(FailedPrecondition("volume " + m.volume + " has no key"));
+    std::string tag = volumes.contains(m.volume) ? volumes[m.volume].value("tag", "") : vol->tag;
+    g.volumes.push_back(GrantedConfig::Volume{m.volume, m.path, tag, std::string(UpdatePolicyName(vol->update_policy)),
+                                              std::move((*key)->bytes)});
+  }
+  for (auto& [_, v] : values) v.bytes = SecretBytes();
+  rec.granted = true;
+  out.evidence = rec.evidence;
+  Record(std::move(rec));
+  out.config = std::move(g);
+  return out;
+}
+
+StatusOr<std::vector<AttestationRecord>> CasService::Attestations(const std::string& caller, const std::string& session,
+                                                                  size_t limit) {
+  RETURN_IF_ERROR(RequireUnsealed());
+  ASSIGN_OR_RETURN(auto cur, LoadSession(*store_, session));
+  if (!cur) return NotFound("no session " + session);
+  if (!Allowed(AccessList(cur->record, "read"), caller, CreatorOf(cur->record))) {
+    return PermissionDenied("identity " + caller + " may not read session " + session);
+  }
+  return attestation_log_->Latest(session, limit);
+}
+
+}  // namespace cloister::cas

@@ -1,0 +1,98 @@
+// `cloister run`: start a program under the runtime. It only sets what the
+// runtime reads (CLOISTER_* and LD_PRELOAD) and execs the program; the
+// attestation itself happens inside the program, before its main, so that
+// nothing this command does can be trusted or needs to be.
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "cli/cli.h"
+
+namespace cloister::cli {
+namespace {
+
+struct RunArgs {
+  std::string cas, cas_key, las = "/run/cloister/las.sock", config, runtime;
+  std::vector<std::string> program;
+};
+
+bool IsFile(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The runtime library: --runtime, else CLOISTER_RUNTIME, else next to this
+// binary, else in ../lib/cloister relative to it (an installed layout).
+StatusOr<std::string> FindRuntime(const std::string& flag) {
+  if (!flag.empty()) {
+    if (!IsFile(flag)) return NotFound("no runtime library at " + flag);
+    return flag;
+  }
+  if (const char* env = std::getenv("CLOISTER_RUNTIME"); env != nullptr && *env != '\0') {
+    if (!IsFile(env)) return NotFound(std::string("no runtime library at ") + env + " (CLOISTER_RUNTIME)");
+    return std::string(env);
+  }
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.resize(dir.rfind('/'));
+    for (const std::string& candidate :
+         {dir + "/libcloister-runtime.so", dir + "/../lib/cloister/libcloister-runtime.so"}) {
+      if (IsFile(candidate)) return candidate;
+    }
+  }
+  return NotFound("cannot find libcloister-runtime.so next to cloister; pass --runtime PATH");
+}
+
+Status Run(const RunArgs& a) {
+  std::string cas = a.cas, key = a.cas_key;
+  if (cas.empty()) cas = std::getenv("CLOISTER_CAS_ADDR") ? std::getenv("CLOISTER_CAS_ADDR") : "";
+  if (key.empty()) key = std::getenv("CLOISTER_CAS_KEY") ? std::getenv("CLOISTER_CAS_KEY") : "";
+  if (cas.empty()) return InvalidArgument("--cas (or CLOISTER_CAS_ADDR) is required: the CAS attestation address");
+  if (key.empty()) return InvalidArgument("--cas-key (or CLOISTER_CAS_KEY) is required");
+  if (a.config.find('/') == std::string::npos) return InvalidArgument("--config must be SESSION/SERVICE");
+  ASSIGN_OR_RETURN(std::string runtime, FindRuntime(a.runtime));
+  char resolved[PATH_MAX];
+  if (::realpath(runtime.c_str(), resolved) != nullptr) runtime = resolved;
+  ::setenv("CLOISTER_CAS_ADDR", cas.c_str(), 1);
+  ::setenv("CLOISTER_CAS_KEY", key.c_str(), 1);
+  ::setenv("CLOISTER_LAS_SOCKET", a.las.c_str(), 1);
+  ::setenv("CLOISTER_CONFIG_ID", a.config.c_str(), 1);
+  ::setenv("LD_PRELOAD", runtime.c_str(), 1);
+  std::vector<char*> argv;
+  for (const std::string& s : a.program) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  int err = errno;
+  return ErrnoStatus("cannot run " + a.program[0], err);
+}
+
+}  // namespace
+
+void RegisterRunCommand(CLI::App& c, int* exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  c.add_option("--cas", args->cas, "CAS attestation endpoint host:port (port 18765; or CLOISTER_CAS_ADDR)");
+  c.add_option("--cas-key", args->cas_key, "The CAS's key hash, 64 hex (or CLOISTER_CAS_KEY)");
+  c.add_option("--las", args->las, "The LAS socket")->capture_default_str();
+  c.add_option("--config", args->config, "SESSION/SERVICE: the session and service to start as")->required();
+  c.add_option("--runtime", args->runtime, "The runtime library (default: next to cloister, or CLOISTER_RUNTIME)");
+  c.add_option("program", args->program, "-- PROGRAM [ARGS...]: the program; its arguments come from the session")
+      ->required();
+  c.footer("Example: cloister run --cas 127.0.0.1:18765 --cas-key HASH --config demo/app -- python3\n"
+           "The program's arguments, environment and working directory come from the session; what is given\n"
+           "here is ignored (see docs/runtime.md).");
+  c.callback([args, exit_code]() {
+    Status st = Run(*args);
+    if (!st.ok()) *exit_code = Fail("run", st);
+  });
+}
+
+}  // namespace cloister::cli
