@@ -26,8 +26,8 @@ cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefi
 echo "== threaded tests under ThreadSanitizer"
 cmake -S "$CLOISTER_ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOISTER_TESTS=ON \
   -DCLOISTER_SANITIZE=thread >/dev/null
-cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test service_test
-(cd build-tsan && ctest --output-on-failure -R "^(base|crypto|os|volume|service)_test$")
+cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test service_test las_test
+(cd build-tsan && ctest --output-on-failure -R "^(base|crypto|os|volume|service|las)_test$")
 
 echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
 # The libraries are instrumented for coverage too (fuzzer-no-link), so the

@@ -73,11 +73,17 @@ void CasService::Record(AttestationRecord r) {
     ++attest_counts_[{r.evidence.empty() ? "unknown" : r.evidence, r.granted ? "granted" : "refused",
                       r.granted ? "" : r.reason}];
   }
-  std::fprintf(stderr, "cloister-cas: attestation %s %s/%s evidence=%s node=%s%s%s\n",
-               r.granted ? "granted" : "refused", r.session.c_str(), r.service.c_str(),
-               r.evidence.empty() ? "-" : r.evidence.c_str(), r.node_id.empty() ? "-" : r.node_id.substr(0, 16).c_str(),
-               r.granted ? "" : " reason=", r.granted ? "" : (r.reason + " (" + r.detail + ")").c_str());
-  if (attestation_log_) attestation_log_->Append(std::move(r));
+  // Like the request log, the log line names no session, service or
+  // detail (tenant data); the record keeps them for those who may read it.
+  if (log_attestations_) {
+    std::fprintf(stderr, "cloister-cas: attestation %s evidence=%s node=%s%s%s\n", r.granted ? "granted" : "refused",
+                 r.evidence.empty() ? "-" : r.evidence.c_str(), r.node_id.empty() ? "-" : r.node_id.substr(0, 16).c_str(),
+                 r.granted ? "" : " reason=", r.granted ? "" : r.reason.c_str());
+  }
+  // Starts that name no existing session are counted, not recorded: a
+  // record kept under a name nobody owns yet would be shown to whoever
+  // creates that session later.
+  if (attestation_log_ && !r.session_hash.empty()) attestation_log_->Append(std::move(r));
 }
 
 std::map<std::tuple<std::string, std::string, std::string>, uint64_t> CasService::AttestationCounts() const {
@@ -100,6 +106,20 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     rec.session = config_id.substr(0, slash);
     rec.service = config_id.substr(slash + 1);
   }
+  // The session is read first so that every refusal, whatever the check
+  // that failed, is recorded with the session it named (if it exists).
+  Store& store = *store_;
+  std::optional<Current> cur;
+  if (!rec.session.empty()) {
+    auto loaded = LoadSession(store, rec.session);
+    if (!loaded.ok()) {
+      out.status = loaded.status();
+      out.reason = "internal";
+      return out;
+    }
+    cur = std::move(*loaded);
+    if (cur) rec.session_hash = cur->record.value("hash", "");
+  }
   auto refuse = [&](Refusal r, std::string detail) {
     out.status = RefusalStatus(r);
     out.reason = std::string(attest::RefusalCode(r));
@@ -107,8 +127,12 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     rec.granted = false;
     rec.reason = out.reason;
     rec.detail = std::move(detail);
-    // Malformed ids name no session whose log could hold the record.
-    if (!rec.session.empty()) Record(std::move(rec));
+    // Anyone who reaches the endpoint can make these two; recording them
+    // would let a stranger push a session's real records out of its log.
+    // They are logged and counted only.
+    bool anonymous = r == Refusal::kEvidenceInvalid || r == Refusal::kNodeNotCertified;
+    if (anonymous) rec.session_hash.clear();
+    Record(std::move(rec));
     return out;
   };
   if (rec.session.empty() || rec.service.empty() || config_id.size() > 256) {
@@ -139,16 +163,8 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   if (check.refusal) return refuse(*check.refusal, check.detail);
   const attest::SimClaims& claims = *check.claims;
 
-  Store& store = *store_;
-  auto cur = LoadSession(store, rec.session);
-  if (!cur.ok()) {
-    out.status = cur.status();
-    out.reason = "internal";
-    return out;
-  }
-  if (!*cur) return refuse(Refusal::kUnknownConfig, "no session " + rec.session);
-  const json& record = (*cur)->record;
-  rec.session_hash = record.value("hash", "");
+  if (!cur) return refuse(Refusal::kUnknownConfig, "no session " + rec.session);
+  const json& record = cur->record;
   auto p = ParsedPolicy(rec.session_hash, record.value("document", ""));
   if (!p) {
     out.status = InternalError("stored session " + rec.session + " no longer parses");
@@ -233,7 +249,8 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     return &values.emplace(name, std::move(**v)).first->second;
   };
   auto fail_config = [&](const Status& s) {
-    out.status = s.code() == StatusCode::kNotFound ? FailedPrecondition(s.message()) : s;
+    out.status = s.code() == StatusCode::kInternal || s.code() == StatusCode::kIoError ? s
+                                                                                         : FailedPrecondition(s.message());
     out.reason = "config-unavailable";
     out.evidence = rec.evidence;
     rec.granted = false;

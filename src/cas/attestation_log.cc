@@ -145,6 +145,23 @@ Status AttestationLog::Flush() {
   return Status::Ok();
 }
 
+Status AttestationLog::Forget(const std::string& session) {
+  RETURN_IF_ERROR(Flush());
+  std::lock_guard<std::mutex> f(flush_mu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    std::erase_if(pending_, [&](const AttestationRecord& r) { return r.session == session; });
+  }
+  ASSIGN_OR_RETURN(Head * h, HeadOf(session));
+  std::vector<Store::Write> writes;
+  for (uint64_t n = h->first; n <= h->last; ++n) {
+    writes.push_back({kAttestations, ChunkKey(session, n), std::nullopt, std::nullopt});
+  }
+  writes.push_back({kAttestationHeads, session, std::nullopt, std::nullopt});
+  heads_.erase(session);
+  return store_->Apply(writes).status();
+}
+
 StatusOr<std::vector<AttestationRecord>> AttestationLog::Latest(const std::string& session, size_t limit) {
   RETURN_IF_ERROR(Flush());
   std::lock_guard<std::mutex> f(flush_mu_);

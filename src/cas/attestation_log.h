@@ -36,6 +36,8 @@ class AttestationLog {
   void Append(AttestationRecord r);
   // Commits everything appended before the call.
   Status Flush();
+  // Forgets every record of `session` (when it is deleted), pending ones too.
+  Status Forget(const std::string& session);
   // The latest records of `session`, newest first, at most `limit`.
   StatusOr<std::vector<AttestationRecord>> Latest(const std::string& session, size_t limit);
 

@@ -16,6 +16,7 @@
 #include "cas/service.h"
 #include "net/http_client.h"
 #include "crypto/identity.h"
+#include "os/daemon.h"
 #include "os/secret_file.h"
 
 namespace cloister::cas {
@@ -153,22 +154,8 @@ int CasMain(int argc, char** argv) {
     if (auto hp = net::ParseHostPort(*addr); !hp.ok()) return Die("", hp.status());
   }
 
-  // The CAS holds every tenant's secrets in memory: no core files, and no
-  // ptrace attach by other processes of the same user.
-  struct rlimit no_core = {0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-
-  // SIGTERM/SIGINT are taken by sigwait below; block them before any thread starts.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  // Files the CAS creates (database, WAL, keys) are for its user alone.
-  umask(077);
+  // The CAS holds every tenant's secrets in memory.
+  sigset_t stop = os::PrepareServiceProcess();
   struct stat st;
   bool fresh = ::stat(c.state_dir.c_str(), &st) != 0;
   if (!fresh && !S_ISDIR(st.st_mode)) {
@@ -203,6 +190,7 @@ int CasMain(int argc, char** argv) {
   auto service = CasService::Open(c.state_dir);
   if (!service.ok()) return Die("", service.status());
   (*service)->SetAdmins(c.admins);
+  (*service)->SetLogAttestations(c.server.log_requests);
   (*service)->SetNodeCertificateSeconds(c.node_certificate_seconds);
   auto identity = LoadOrCreateIdentity(c.state_dir);
   if (!identity.ok()) return Die("CAS identity", identity.status());

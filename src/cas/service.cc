@@ -534,6 +534,12 @@ Status CasService::DeleteSession(const std::string& caller, const std::string& n
     return applied.status();
   }
   --session_count_;
+  // The records of its starts go with it, or whoever creates a session of
+  // the same name later would read them.
+  if (Status s = attestation_log_->Forget(name); !s.ok()) {
+    std::fprintf(stderr, "cloister-cas: cannot delete the attestation records of a deleted session: %s\n",
+                 s.message().c_str());
+  }
   return Status::Ok();
 }
 

@@ -202,6 +202,8 @@ class CasService {
   // Counts by (evidence, result, reason), for /metrics.
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> AttestationCounts() const;
   int64_t NodeCount() const;
+  // Whether each attestation is also logged to stderr (one line, no names).
+  void SetLogAttestations(bool on) { log_attestations_ = on; }
 
   // For /metrics: sessions stored and bytes of the database files.
   int64_t SessionCount() const { return session_count_.load(); }
@@ -229,6 +231,7 @@ class CasService {
   std::atomic<int64_t> session_count_{0};
 
   std::vector<std::string> admins_;
+  bool log_attestations_ = true;
   int64_t node_cert_seconds_ = 86400;
   // Set at unseal: the node CA; node ids known and revoked, and names.
   mutable std::shared_mutex nodes_mu_;

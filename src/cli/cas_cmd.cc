@@ -67,6 +67,12 @@ Status JoinTokenCreate(const CasArgs& a) {
     st = os::WriteNewSecretFile(a.out, AsBytes(line));
     SecureZero(line.data(), line.size());
     if (st.ok()) std::fprintf(stderr, "join token written to %s (single use, expires %s)\n", a.out.c_str(), expires.c_str());
+  } else if (a.conn.json) {
+    json out = {{"token", token}, {"expires", j.value("expires", int64_t{0})}};
+    std::string text = out.dump(2);
+    std::printf("%s\n", text.c_str());
+    SecureZero(text.data(), text.size());
+    out["token"] = "";
   } else {
     std::printf("%s\n", token.c_str());
     std::fflush(stdout);

@@ -18,7 +18,7 @@ namespace cloister::cli {
 namespace {
 
 struct RunArgs {
-  std::string cas, cas_key, las = "/run/cloister/las.sock", config, runtime;
+  std::string cas, cas_key, las, config, runtime;
   std::vector<std::string> program;
 };
 
@@ -53,19 +53,23 @@ StatusOr<std::string> FindRuntime(const std::string& flag) {
 }
 
 Status Run(const RunArgs& a) {
-  std::string cas = a.cas, key = a.cas_key;
-  if (cas.empty()) cas = std::getenv("CLOISTER_CAS_ADDR") ? std::getenv("CLOISTER_CAS_ADDR") : "";
-  if (key.empty()) key = std::getenv("CLOISTER_CAS_KEY") ? std::getenv("CLOISTER_CAS_KEY") : "";
-  if (cas.empty()) return InvalidArgument("--cas (or CLOISTER_CAS_ADDR) is required: the CAS attestation address");
+  auto env = [](const char* name) { return std::string(std::getenv(name) ? std::getenv(name) : ""); };
+  std::string key = a.cas_key.empty() ? env("CLOISTER_CAS_KEY") : a.cas_key;
+  std::string las = a.las.empty() ? env("CLOISTER_LAS_SOCKET") : a.las;
+  if (las.empty()) las = "/run/cloister/las.sock";
+  std::string config = a.config.empty() ? env("CLOISTER_CONFIG_ID") : a.config;
   if (key.empty()) return InvalidArgument("--cas-key (or CLOISTER_CAS_KEY) is required");
-  if (a.config.find('/') == std::string::npos) return InvalidArgument("--config must be SESSION/SERVICE");
+  if (config.find('/') == std::string::npos) {
+    return InvalidArgument("--config (or CLOISTER_CONFIG_ID) must be SESSION/SERVICE");
+  }
+  const std::string& cas = a.cas;
   ASSIGN_OR_RETURN(std::string runtime, FindRuntime(a.runtime));
   char resolved[PATH_MAX];
   if (::realpath(runtime.c_str(), resolved) != nullptr) runtime = resolved;
   ::setenv("CLOISTER_CAS_ADDR", cas.c_str(), 1);
   ::setenv("CLOISTER_CAS_KEY", key.c_str(), 1);
-  ::setenv("CLOISTER_LAS_SOCKET", a.las.c_str(), 1);
-  ::setenv("CLOISTER_CONFIG_ID", a.config.c_str(), 1);
+  ::setenv("CLOISTER_LAS_SOCKET", las.c_str(), 1);
+  ::setenv("CLOISTER_CONFIG_ID", config.c_str(), 1);
   ::setenv("LD_PRELOAD", runtime.c_str(), 1);
   std::vector<char*> argv;
   for (const std::string& s : a.program) argv.push_back(const_cast<char*>(s.c_str()));
@@ -79,10 +83,12 @@ Status Run(const RunArgs& a) {
 
 void RegisterRunCommand(CLI::App& c, int* exit_code) {
   auto args = std::make_shared<RunArgs>();
-  c.add_option("--cas", args->cas, "CAS attestation endpoint host:port (port 18765; or CLOISTER_CAS_ADDR)");
+  // Not CLOISTER_CAS_ADDR: for the other commands it names the client API
+  // (8081), and the attestation endpoint is another port.
+  c.add_option("--cas", args->cas, "The CAS attestation endpoint, host:port (its port 18765)")->required();
   c.add_option("--cas-key", args->cas_key, "The CAS's key hash, 64 hex (or CLOISTER_CAS_KEY)");
-  c.add_option("--las", args->las, "The LAS socket")->capture_default_str();
-  c.add_option("--config", args->config, "SESSION/SERVICE: the session and service to start as")->required();
+  c.add_option("--las", args->las, "The LAS socket (or CLOISTER_LAS_SOCKET; default /run/cloister/las.sock)");
+  c.add_option("--config", args->config, "SESSION/SERVICE to start as (or CLOISTER_CONFIG_ID)");
   c.add_option("--runtime", args->runtime, "The runtime library (default: next to cloister, or CLOISTER_RUNTIME)");
   c.add_option("program", args->program, "-- PROGRAM [ARGS...]: the program; its arguments come from the session")
       ->required();

@@ -1,0 +1,121 @@
+#include "las/cas_node_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+#include <string_view>
+
+namespace cloister::las {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kTokenPrefix = "cloister-join-v1:";
+
+bool IsSpace(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+// The string at `key`, or "" when absent or not a string. nlohmann throws
+// on a type mismatch; checking first keeps exceptions out of our code.
+std::string StringField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+// Errors of the transport (no HTTP response at all) keep their text but
+// get codes of their own, so that callers can tell them from the CAS's
+// answers: a CAS that is not the pinned one is not a refusal by the CAS.
+Status TransportError(const Status& s) {
+  if (s.code() == StatusCode::kPermissionDenied) {
+    std::string msg = s.message();
+    if (size_t at = msg.find(" (CLOISTER_CAS_KEY)"); at != std::string::npos) msg.replace(at, 19, " (--cas-key)");
+    return FailedPrecondition(msg);
+  }
+  return Unavailable(s.message());
+}
+
+}  // namespace
+
+bool IsValidNodeName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+std::string SanitizeNodeName(const std::string& hostname) {
+  std::string out;
+  for (unsigned char c : hostname) {
+    if (out.size() == 64) break;
+    out += (std::isalnum(c) || c == '.' || c == '_' || c == '-') ? static_cast<char>(c) : '-';
+  }
+  return out.empty() ? "node" : out;
+}
+
+StatusOr<SecretBytes> ParseJoinToken(const SecretBytes& file_content) {
+  auto all = file_content.UnsafeBytes();
+  size_t begin = 0, end = all.size();
+  while (begin < end && IsSpace(all[begin])) ++begin;
+  while (end > begin && IsSpace(all[end - 1])) --end;
+  auto token = all.subspan(begin, end - begin);
+  // Never quote the content in the error: it may be a token of some other
+  // kind, and it is secret either way.
+  Status bad = InvalidArgument("the join token file does not hold a Cloister join token (cloister-join-v1:...)");
+  if (token.size() != kTokenPrefix.size() + 64) return bad;
+  if (std::string_view(reinterpret_cast<const char*>(token.data()), kTokenPrefix.size()) != kTokenPrefix) return bad;
+  for (size_t i = kTokenPrefix.size(); i < token.size(); ++i) {
+    if (!std::isxdigit(token[i])) return bad;
+  }
+  return SecretBytes(token.data(), token.size());
+}
+
+StatusOr<IssuedCertificate> ParseIssuedCertificate(const net::HttpResponse& response, const std::string& node_id) {
+  json j = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (response.status != 200) {
+    std::string msg = j.is_object() ? StringField(j, "error") : "";
+    if (msg.empty()) msg = "HTTP " + std::to_string(response.status);
+    switch (response.status) {
+      case 401: return Unauthenticated(msg);
+      case 403: return PermissionDenied(msg);
+      default: return Unavailable(msg + " (HTTP " + std::to_string(response.status) + ")");
+    }
+  }
+  if (!j.is_object()) return IntegrityError("the CAS's answer is not a JSON object");
+  std::string got_id = StringField(j, "node_id");
+  std::string cert = StringField(j, "certificate");
+  std::string ca = StringField(j, "ca_certificate");
+  if (cert.empty() || ca.empty()) return IntegrityError("the CAS's answer has no certificate or no CA certificate");
+  if (got_id != node_id) return IntegrityError("the CAS issued a certificate for node " + got_id + ", not this node");
+  ASSIGN_OR_RETURN(NodeCertificate c, CheckNodeCertificate(cert, node_id, ca, "the certificate the CAS issued"));
+  return IssuedCertificate{std::move(c), std::move(ca)};
+}
+
+StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& token, const std::string& name,
+                                    const std::string& node_id) {
+  if (!IsValidNodeName(name)) return InvalidArgument("node name '" + name + "' is not [A-Za-z0-9._-]{1,64}");
+  // Built by hand: both values are plain ASCII (checked above and by
+  // ParseJoinToken), so no escaping is needed, and the only copies of the
+  // token are ones we wipe. (The HTTP library keeps its own copy of the
+  // request while sending it; that one is beyond our reach.)
+  auto t = token.UnsafeBytes();
+  std::string body;
+  body.reserve(t.size() + name.size() + 64);  // no reallocation may leave a copy behind
+  body = "{\"token\": \"";
+  body.append(reinterpret_cast<const char*>(t.data()), t.size());
+  body += "\", \"name\": \"";
+  body += name;
+  body += "\"}";
+  auto response = client.Post("/v1/nodes/join", body);
+  SecureZero(body.data(), body.size());
+  if (!response.ok()) return TransportError(response.status());
+  return ParseIssuedCertificate(*response, node_id);
+}
+
+StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id) {
+  auto response = client.Post("/v1/nodes/renew", "{}");
+  if (!response.ok()) return TransportError(response.status());
+  return ParseIssuedCertificate(*response, node_id);
+}
+
+}  // namespace cloister::las

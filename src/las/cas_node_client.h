@@ -1,0 +1,52 @@
+// The LAS's side of the CAS's node routes (docs/protocol.md, section 4):
+// POST /v1/nodes/join and POST /v1/nodes/renew, over an ApiClient that
+// presents the node key as its TLS client certificate and pins the CAS key.
+#pragma once
+
+#include <string>
+
+#include "base/secret.h"
+#include "cloister/status.h"
+#include "las/node_certificate.h"
+#include "net/http_client.h"
+
+namespace cloister::las {
+
+// A certificate the CAS issued, already checked: for the node's key, and
+// signed by the CA certificate it came with.
+struct IssuedCertificate {
+  NodeCertificate certificate;
+  std::string ca_certificate_pem;
+};
+
+// Turns a response of the join or renewal route into an IssuedCertificate.
+// Anything but 200 becomes an error carrying the CAS's "error" text:
+// kUnauthenticated for 401 (token unknown, used or expired),
+// kPermissionDenied for 403 (revoked or unknown node), kUnavailable for
+// other statuses. A 200 whose node id or certificate is not this node's,
+// or whose certificate the enclosed CA did not sign, is kIntegrity.
+StatusOr<IssuedCertificate> ParseIssuedCertificate(const net::HttpResponse& response, const std::string& node_id);
+
+// A join token is "cloister-join-v1:" followed by 64 hex digits. Surrounding
+// whitespace (a trailing newline) is removed; anything else is refused
+// without echoing the file's content.
+StatusOr<SecretBytes> ParseJoinToken(const SecretBytes& file_content);
+
+// JoinCas and RenewWithCas fail as ParseIssuedCertificate does when the CAS
+// answered, and otherwise with kUnavailable (unreachable, timed out) or
+// kFailedPrecondition (the server is not the CAS whose key is pinned).
+
+// Joins with `token` under the operator label `name`.
+StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& token, const std::string& name,
+                                    const std::string& node_id);
+
+// Asks for a fresh certificate for an already joined node.
+StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id);
+
+// A node name as docs/protocol.md allows: [A-Za-z0-9._-]{1,64}.
+bool IsValidNodeName(const std::string& name);
+// A host name made into a valid node name: other characters become '-',
+// cut at 64; "node" if nothing is left.
+std::string SanitizeNodeName(const std::string& hostname);
+
+}  // namespace cloister::las

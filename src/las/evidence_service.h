@@ -1,0 +1,62 @@
+// What the LAS does for one request: measure the calling process and sign
+// `sim` evidence for it with the node key (docs/protocol.md, sections 2 and
+// 3). It takes a decoded request and the caller's kernel-reported
+// credentials and never sees a socket; the socket server does the I/O.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/bytes.h"
+#include "las/node_state.h"
+#include "las/process_measurer.h"
+#include "las/wire.h"
+
+namespace cloister::las {
+
+// The caller as SO_PEERCRED reports it, in the LAS's PID and user
+// namespaces. pid 0: the caller is not visible in the LAS's PID namespace.
+struct PeerCredentials {
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+};
+
+struct Reply {
+  bool granted = false;
+  Bytes evidence;       // when granted
+  std::string refusal;  // when not: the message for the caller
+  // For the request log: the first hex digits of the executable's
+  // measurement (empty if it was not measured) and whether a runtime was.
+  std::string executable_prefix;
+  bool has_runtime = false;
+};
+
+// Handles one decoded request; implemented by EvidenceService, and by fakes
+// in tests of the socket server.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual Reply Handle(const EvidenceRequest& request, const PeerCredentials& peer) = 0;
+};
+
+class EvidenceService : public RequestHandler {
+ public:
+  // Nanoseconds since the UNIX epoch; stamped into evidence as issued_at.
+  using ClockFn = std::function<int64_t()>;
+
+  // Both references must outlive the service. `clock` empty: real time.
+  EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock = {});
+
+  // Refuses when the node certificate is not valid now, when the process is
+  // gone or cannot be measured; otherwise signs evidence with `peer`'s pid
+  // and uid, the process's measurements and the request's report data.
+  Reply Handle(const EvidenceRequest& request, const PeerCredentials& peer) override;
+
+ private:
+  const NodeCredentials& credentials_;
+  ProcessMeasurer& measurer_;
+  ClockFn clock_;
+};
+
+}  // namespace cloister::las

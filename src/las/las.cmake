@@ -1,0 +1,35 @@
+# ---- cloister-las: the local attestation service (src/las) ----
+# Included from the top-level CMakeLists.txt after the libraries it uses
+# (cloister_attest, cloister_net, cloister_secret_file) are defined.
+# CLI11 and nlohmann/json are header-only, found on the system include path
+# as in src/cas.
+add_library(cloister_las STATIC
+  src/las/wire.cc
+  src/las/proc_maps.cc
+  src/las/measure_cache.cc
+  src/las/process_measurer.cc
+  src/las/node_certificate.cc
+  src/las/node_state.cc
+  src/las/cas_node_client.cc
+  src/las/evidence_service.cc
+  src/las/socket_server.cc
+  src/las/renewer.cc
+  src/las/las_main.cc)
+target_link_libraries(cloister_las PUBLIC cloister_attest cloister_net cloister_secret_file cloister_crypto cloister_os
+  Threads::Threads)
+
+add_executable(cloister-las apps/cloister-las/main.cc)
+target_link_libraries(cloister-las PRIVATE cloister_las)
+
+if(CLOISTER_TESTS)
+  add_executable(las_test
+    src/las/wire_test.cc
+    src/las/proc_maps_test.cc
+    src/las/measure_cache_test.cc
+    src/las/node_certificate_test.cc
+    src/las/cas_node_client_test.cc
+    src/las/socket_server_test.cc)
+  target_link_libraries(las_test PRIVATE cloister_las GTest::gtest GTest::gtest_main)
+  add_test(NAME las_test COMMAND las_test)
+  set_tests_properties(las_test PROPERTIES LABELS unit)
+endif()

@@ -1,0 +1,197 @@
+#include "las/las_main.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "las/cas_node_client.h"
+#include "las/evidence_service.h"
+#include "las/measure_cache.h"
+#include "las/node_state.h"
+#include "las/process_measurer.h"
+#include "las/renewer.h"
+#include "las/socket_server.h"
+#include "net/http_client.h"
+#include "os/daemon.h"
+#include "os/secret_file.h"
+
+namespace cloister::las {
+namespace {
+
+constexpr size_t kMaxTokenFile = 4096;
+// How long a stop waits for a renewal that is talking to the CAS.
+constexpr std::chrono::milliseconds kRenewalStopWait(2000);
+
+struct Flags {
+  std::string state_dir;
+  std::string cas;
+  std::string cas_key;
+  std::string socket = "/run/cloister/las.sock";
+  std::string token_file;
+  std::string name;
+  int threads = 8;
+  bool log_requests = false;
+};
+
+int Die(const std::string& what, const Status& s) {
+  std::fprintf(stderr, "cloister-las: %s%s%s\n", what.c_str(), what.empty() ? "" : ": ", s.message().c_str());
+  return 1;
+}
+
+void PrintLine(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DefaultName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) return "node";
+  return SanitizeNodeName(host);
+}
+
+// Joins with the token in `token_file`. The token is a secret: it is held
+// only in SecretBytes (wiped on destruction) and never printed.
+StatusOr<IssuedCertificate> Join(const Flags& f, const NodeKey& key, const std::string& name) {
+  auto raw = os::ReadPrivateFile(f.token_file, kMaxTokenFile);
+  if (!raw.ok()) return raw.status().WithContext("join token file");
+  ASSIGN_OR_RETURN(SecretBytes token, ParseJoinToken(*raw));
+  ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key.tls));
+  auto issued = JoinCas(*client, token, name, key.node_id);
+  if (!issued.ok() && (issued.status().code() == StatusCode::kUnauthenticated ||
+                       issued.status().code() == StatusCode::kPermissionDenied)) {
+    return Status(issued.status().code(), "the CAS refused the join: " + issued.status().message());
+  }
+  return issued;
+}
+
+}  // namespace
+
+int LasMain(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"cloister-las: the Cloister local attestation service (one per node)"};
+  app.add_option("--state-dir", f.state_dir, "State directory: node key and certificates (created 0700)")->required();
+  app.add_option("--cas", f.cas, "CAS API address HOST:PORT")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            auto hp = net::ParseHostPort(v);
+            if (!hp.ok()) return hp.status().message();
+            return hp->port == 0 ? std::string("the CAS port must not be 0") : std::string();
+          },
+          "HOST:PORT"));
+  app.add_option("--cas-key", f.cas_key, "Pinned CAS key: hex SHA-256 of its public key (printed by cloister-cas)")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            auto raw = HexDecode(v);
+            return raw && raw->size() == 32 ? std::string() : std::string("the CAS key must be 64 hex digits");
+          },
+          "HEX64"));
+  app.add_option("--socket", f.socket, "Unix socket for evidence requests")->capture_default_str();
+  app.add_option("--join-token-file", f.token_file,
+                 "File (mode 0600) holding a join token from `cloister cas join-token create`; used on first start");
+  app.add_option("--name", f.name, "Node name shown to CAS operators (default: the host name)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return IsValidNodeName(v) ? std::string() : std::string("a node name is [A-Za-z0-9._-]{1,64}");
+          },
+          "NAME"));
+  app.add_option("--threads", f.threads, "Requests served at once")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_flag("--log-requests", f.log_requests, "Log one line per evidence request on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (f.name.empty()) f.name = DefaultName();
+
+  // The LAS holds the node key, which can sign evidence for any program.
+  // The socket and its directory get their modes explicitly.
+  sigset_t stop = os::PrepareServiceProcess();
+
+  auto state = StateDir::Open(f.state_dir);
+  if (!state.ok()) return Die("", state.status());
+  bool created = false;
+  auto key = state->LoadOrCreateNodeKey(&created);
+  if (!key.ok()) return Die("node key", key.status());
+  if (created) std::fprintf(stderr, "cloister-las: created the node key in %s\n", f.state_dir.c_str());
+  PrintLine("LAS node " + key->node_id);
+
+  auto loaded = state->LoadNodeCertificate(key->node_id);
+  if (!loaded.ok()) return Die("node certificate", loaded.status());
+  NodeCertificate cert;
+  if (loaded->has_value()) {
+    cert = std::move(**loaded);
+    if (!f.token_file.empty()) {
+      std::fprintf(stderr, "cloister-las: this node has joined already; %s is not used\n", f.token_file.c_str());
+    }
+    if (NowSeconds() > cert.validity.not_after) {
+      PrintLine("certificate expired at " + Rfc3339(cert.validity.not_after) + "; renewing");
+    } else {
+      PrintLine("certificate valid until " + Rfc3339(cert.validity.not_after));
+    }
+  } else {
+    if (f.token_file.empty()) {
+      return Die("", FailedPrecondition("this node has not joined the CAS: create a token with `cloister cas "
+                                        "join-token create` and pass --join-token-file"));
+    }
+    auto issued = Join(f, *key, f.name);
+    if (!issued.ok()) return Die("", issued.status());
+    if (Status s = state->StoreCertificates(issued->certificate.pem, issued->ca_certificate_pem); !s.ok()) {
+      return Die("storing the node certificate", s);
+    }
+    cert = std::move(issued->certificate);
+    cert.received_at = NowSeconds();
+    PrintLine("joined the CAS as " + f.name + "; certificate valid until " + Rfc3339(cert.validity.not_after));
+  }
+
+  NodeCredentials credentials(key->tls.private_key_pem, key->node_id, std::move(cert));
+  MeasurementCache cache;
+  ProcessMeasurer measurer(cache);
+  EvidenceService service(credentials, measurer);
+  SocketServerOptions socket_options;
+  socket_options.path = f.socket;
+  socket_options.threads = f.threads;
+  socket_options.log_requests = f.log_requests;
+  auto server = SocketServer::Listen(socket_options, service);
+  if (!server.ok()) return Die("socket", server.status());
+  (*server)->Start();
+  PrintLine("listening on " + f.socket);
+
+  // Each renewal gets its own client: renewals are hours apart, and an
+  // ApiClient belongs to one thread.
+  Renewer renewer(credentials, *state, [&f, &key]() -> StatusOr<IssuedCertificate> {
+    ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key->tls));
+    return RenewWithCas(*client, key->node_id);
+  });
+  renewer.Start();
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::fprintf(stderr, "cloister-las: stopping (signal %d)\n", sig);
+  (*server)->Stop();
+  if (!renewer.Stop(kRenewalStopWait)) {
+    // A renewal is waiting on the CAS. Its file writes are atomic, so
+    // leaving now loses nothing but that renewal.
+    std::fprintf(stderr, "cloister-las: not waiting for a renewal in progress\n");
+    std::fflush(stderr);
+    std::fflush(stdout);
+    ::_exit(0);
+  }
+  return 0;
+}
+
+}  // namespace cloister::las

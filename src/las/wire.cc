@@ -1,0 +1,135 @@
+#include "las/wire.h"
+
+#include <cstring>
+
+namespace cloister::las {
+
+std::array<uint8_t, kRequestSize> EncodeRequest(const attest::Sha256Value& report_data) {
+  Bytes b;
+  PutU32(b, kRequestMagic);
+  PutU16(b, kWireVersion);
+  PutU8(b, static_cast<uint8_t>(RequestKind::kEvidenceForCaller));
+  PutU8(b, 0);
+  PutBytes(b, report_data);
+  std::array<uint8_t, kRequestSize> out;
+  std::memcpy(out.data(), b.data(), out.size());
+  return out;
+}
+
+StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kRequestSize) {
+    return InvalidArgument("a request is " + std::to_string(kRequestSize) + " bytes, not " +
+                           std::to_string(bytes.size()));
+  }
+  ByteReader r(bytes);
+  uint32_t magic = r.U32();
+  uint16_t version = r.U16();
+  uint8_t kind = r.U8();
+  uint8_t reserved = r.U8();
+  auto report_data = r.Take(32);
+  if (magic != kRequestMagic) return InvalidArgument("not a Cloister LAS request (bad magic)");
+  if (version != kWireVersion) {
+    return InvalidArgument("request version " + std::to_string(version) + " is not supported (this LAS speaks 1)");
+  }
+  if (kind != static_cast<uint8_t>(RequestKind::kEvidenceForCaller)) {
+    return InvalidArgument("request kind " + std::to_string(kind) + " is not supported");
+  }
+  if (reserved != 0) return InvalidArgument("the reserved byte of the request is not 0");
+  EvidenceRequest req;
+  std::memcpy(req.report_data.data(), report_data.data(), req.report_data.size());
+  return req;
+}
+
+namespace {
+
+Bytes Header(ResponseStatus status, uint32_t length) {
+  Bytes b;
+  PutU32(b, kResponseMagic);
+  PutU16(b, kWireVersion);
+  PutU8(b, static_cast<uint8_t>(status));
+  PutU8(b, 0);
+  PutU32(b, length);
+  return b;
+}
+
+// Length of the longest prefix of `s` that is at most `max` bytes and does
+// not end inside a multi-byte UTF-8 sequence.
+size_t Utf8Prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s.size();
+  size_t n = max;
+  // Back up over continuation bytes (10xxxxxx) to the start of the
+  // character that straddles the cut, and drop that character.
+  while (n > 0 && (static_cast<uint8_t>(s[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+}  // namespace
+
+StatusOr<Bytes> EncodeEvidenceResponse(std::span<const uint8_t> evidence) {
+  if (evidence.empty()) return InvalidArgument("empty evidence");
+  if (evidence.size() > kMaxEvidenceBody) {
+    return InvalidArgument("evidence of " + std::to_string(evidence.size()) + " bytes is larger than the " +
+                           std::to_string(kMaxEvidenceBody) + " a response may carry");
+  }
+  Bytes b = Header(ResponseStatus::kEvidence, static_cast<uint32_t>(evidence.size()));
+  PutBytes(b, evidence);
+  return b;
+}
+
+Bytes EncodeRefusal(std::string_view message) {
+  message = message.substr(0, Utf8Prefix(message, kMaxMessageBody));
+  Bytes b = Header(ResponseStatus::kRefused, static_cast<uint32_t>(message.size()));
+  PutBytes(b, AsBytes(message));
+  return b;
+}
+
+StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kResponseHeaderSize) {
+    return InvalidArgument("a response header is " + std::to_string(kResponseHeaderSize) + " bytes, not " +
+                           std::to_string(bytes.size()));
+  }
+  ByteReader r(bytes);
+  uint32_t magic = r.U32();
+  uint16_t version = r.U16();
+  uint8_t status = r.U8();
+  uint8_t reserved = r.U8();
+  uint32_t length = r.U32();
+  if (magic != kResponseMagic) return InvalidArgument("not a Cloister LAS response (bad magic)");
+  if (version != kWireVersion) {
+    return InvalidArgument("response version " + std::to_string(version) + " is not supported");
+  }
+  if (reserved != 0) return InvalidArgument("the reserved byte of the response is not 0");
+  ResponseHeader h;
+  h.length = length;
+  switch (status) {
+    case static_cast<uint8_t>(ResponseStatus::kEvidence):
+      h.status = ResponseStatus::kEvidence;
+      if (length == 0 || length > kMaxEvidenceBody) {
+        return InvalidArgument("evidence length " + std::to_string(length) + " is out of range");
+      }
+      break;
+    case static_cast<uint8_t>(ResponseStatus::kRefused):
+      h.status = ResponseStatus::kRefused;
+      if (length > kMaxMessageBody) {
+        return InvalidArgument("message length " + std::to_string(length) + " is out of range");
+      }
+      break;
+    default:
+      return InvalidArgument("response status " + std::to_string(status) + " is not known");
+  }
+  return h;
+}
+
+StatusOr<Response> DecodeResponse(std::span<const uint8_t> bytes) {
+  if (bytes.size() < kResponseHeaderSize) return InvalidArgument("the response is truncated");
+  ASSIGN_OR_RETURN(ResponseHeader h, DecodeResponseHeader(bytes.first(kResponseHeaderSize)));
+  auto body = bytes.subspan(kResponseHeaderSize);
+  if (body.size() < h.length) return InvalidArgument("the response body is truncated");
+  if (body.size() > h.length) return InvalidArgument("the response has trailing bytes");
+  Response out;
+  out.status = h.status;
+  out.body.assign(body.begin(), body.end());
+  return out;
+}
+
+}  // namespace cloister::las

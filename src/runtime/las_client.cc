@@ -1,0 +1,192 @@
+#include "runtime/las_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "runtime/encoding.h"
+#include "runtime/io.h"
+#include "runtime/log.h"
+
+namespace cloister::runtime {
+namespace {
+
+constexpr uint32_t kRequestMagic = 0x51434c43;   // "CLCQ"
+constexpr uint32_t kResponseMagic = 0x52434c43;  // "CLCR"
+constexpr uint32_t kEvidenceMagic = 0x56454c43;  // "CLEV"
+constexpr uint16_t kVersion = 1;
+constexpr uint8_t kKindEvidenceForCaller = 1;
+
+// Offsets in Cloister evidence (docs/protocol.md section 2).
+constexpr size_t kEvidenceTypeOffset = 6;
+constexpr size_t kReportDataOffset = 7;
+constexpr size_t kExecutableOffset = 39;
+constexpr size_t kRuntimeOffset = 71;
+constexpr size_t kMeasurementsEnd = 103;
+
+uint32_t U32(const uint8_t* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+uint16_t U16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+
+// Reads exactly `size` bytes. 0, or an errno (ECONNRESET for an early
+// end of stream, ETIMEDOUT past the deadline).
+int ReadFull(int fd, uint8_t* data, size_t size, const Deadline& deadline) {
+  while (size > 0) {
+    ssize_t n = ::recv(fd, data, size, 0);
+    if (n > 0) {
+      data += n;
+      size -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) return ECONNRESET;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    if (int e = WaitFd(fd, POLLIN, deadline); e != 0) return e;
+  }
+  return 0;
+}
+
+int WriteFull(int fd, const uint8_t* data, size_t size, const Deadline& deadline) {
+  while (size > 0) {
+    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n > 0) {
+      data += n;
+      size -= static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    if (int e = WaitFd(fd, POLLOUT, deadline); e != 0) return e;
+  }
+  return 0;
+}
+
+std::string ErrnoText(int e) {
+  if (e == ETIMEDOUT) return "no answer within " + std::to_string(kLasTimeoutMs / 1000) + " s";
+  if (e == ECONNRESET) return "the connection closed early";
+  return std::strerror(e);
+}
+
+}  // namespace
+
+std::array<uint8_t, kLasRequestSize> EncodeLasRequest(const ReportData& report_data) {
+  std::array<uint8_t, kLasRequestSize> r{};
+  for (int i = 0; i < 4; ++i) r[i] = static_cast<uint8_t>(kRequestMagic >> (8 * i));
+  r[4] = kVersion & 0xff;
+  r[5] = kVersion >> 8;
+  r[6] = kKindEvidenceForCaller;
+  r[7] = 0;
+  std::memcpy(r.data() + 8, report_data.data(), report_data.size());
+  return r;
+}
+
+Result<LasResponseHeader> ParseLasResponseHeader(std::span<const uint8_t, kLasResponseHeaderSize> h) {
+  if (U32(h.data()) != kResponseMagic) return Fail("it did not answer with the LAS protocol (bad magic)");
+  if (U16(h.data() + 4) != kVersion)
+    return Fail("it answered with protocol version " + std::to_string(U16(h.data() + 4)));
+  LasResponseHeader r;
+  uint8_t status = h[6];
+  if (status > 1) return Fail("it answered with an unknown status " + std::to_string(status));
+  r.refused = status == 1;
+  r.length = U32(h.data() + 8);
+  uint32_t max = r.refused ? kMaxLasMessage : kMaxLasEvidence;
+  if (r.length > max) {
+    return Fail("it announced " + std::to_string(r.length) + " bytes of " + (r.refused ? "message" : "evidence") +
+                " (at most " + std::to_string(max) + ")");
+  }
+  if (!r.refused && r.length == 0) return Fail("it sent empty evidence");
+  return r;
+}
+
+LasRequest::LasRequest(std::string socket_path, const ReportData& report_data, int fd)
+    : socket_path_(std::move(socket_path)), report_data_(report_data), fd_(fd), deadline_(kLasTimeoutMs) {}
+
+LasRequest::~LasRequest() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<LasRequest>> LasRequest::Send(const std::string& socket_path, const ReportData& report_data) {
+  std::string at = "the LAS at " + socket_path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) return Fail(at + " is unreachable: the path is too long");
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Fail(at + " is unreachable: " + std::strerror(errno));
+  std::unique_ptr<LasRequest> r(new LasRequest(socket_path, report_data, fd));
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int e = errno;
+    // A full listen queue makes a non-blocking Unix connect fail with
+    // EAGAIN; it is worth waiting for the LAS then, within the deadline.
+    while (e == EAGAIN || e == EINTR) {
+      if (r->deadline_.RemainingMs() == 0) {
+        e = ETIMEDOUT;
+        break;
+      }
+      ::usleep(1000);
+      e = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ? 0 : errno;
+    }
+    if (e != 0 && e != EISCONN) return Fail(at + " is unreachable: " + ErrnoText(e) + " (is cloister-las running?)");
+  }
+  auto request = EncodeLasRequest(report_data);
+  if (int e = WriteFull(fd, request.data(), request.size(), r->deadline_); e != 0) {
+    return Fail(at + " did not take the request: " + ErrnoText(e));
+  }
+  return r;
+}
+
+Result<std::vector<uint8_t>> LasRequest::Receive() {
+  std::string at = "the LAS at " + socket_path_;
+  std::array<uint8_t, kLasResponseHeaderSize> header{};
+  if (int e = ReadFull(fd_, header.data(), header.size(), deadline_); e != 0) {
+    return Fail(at + " did not answer: " + ErrnoText(e));
+  }
+  Result<LasResponseHeader> h = ParseLasResponseHeader(header);
+  if (!h.ok()) return Fail(at + " is not usable: " + h.error());
+  std::vector<uint8_t> body(h.value().length);
+  if (int e = ReadFull(fd_, body.data(), body.size(), deadline_); e != 0) {
+    return Fail(at + " did not send its whole answer: " + ErrnoText(e));
+  }
+  ::close(fd_);
+  fd_ = -1;
+  if (h.value().refused) {
+    std::string_view message(reinterpret_cast<const char*>(body.data()), body.size());
+    return Fail(at + " refused: " + (message.empty() ? std::string("no reason given") : PeerText(message)));
+  }
+  if (body.size() < kMeasurementsEnd || U32(body.data()) != kEvidenceMagic) {
+    return Fail(at + " sent something that is not Cloister evidence");
+  }
+  if (std::memcmp(body.data() + kReportDataOffset, report_data_.data(), report_data_.size()) != 0) {
+    return Fail(at + " sent evidence for other report data than this process asked for");
+  }
+  return body;
+}
+
+Result<std::vector<uint8_t>> RequestEvidence(const std::string& socket_path, const ReportData& report_data) {
+  Result<std::unique_ptr<LasRequest>> r = LasRequest::Send(socket_path, report_data);
+  if (!r.ok()) return r.failure();
+  return r.value()->Receive();
+}
+
+std::string EvidenceTypeName(std::span<const uint8_t> evidence) {
+  if (evidence.size() <= kEvidenceTypeOffset) return "";
+  uint8_t t = evidence[kEvidenceTypeOffset];
+  if (t == 1) return "sim";
+  return "type " + std::to_string(t);
+}
+
+bool EvidenceMeasurements(std::span<const uint8_t> evidence, std::string* executable, std::string* runtime) {
+  if (evidence.size() < kMeasurementsEnd) return false;
+  *executable = HexEncode(evidence.subspan(kExecutableOffset, 32));
+  *runtime = HexEncode(evidence.subspan(kRuntimeOffset, 32));
+  return true;
+}
+
+}  // namespace cloister::runtime

@@ -1,0 +1,208 @@
+// The runtime's entry: __libc_start_main is interposed so that main can be
+// wrapped. The real __libc_start_main still does all of glibc's start-up
+// (including the program's constructors); only when it calls main does the
+// runtime attest, and main runs with the arguments, environment and working
+// directory the CAS granted — or never, if anything fails.
+
+#include "runtime/start.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+#include "runtime/cas_client.h"
+#include "runtime/config.h"
+#include "runtime/injected_files.h"
+#include "runtime/las_client.h"
+#include "runtime/log.h"
+#include "runtime/volumes.h"
+
+extern char** environ;
+
+namespace cloister::runtime {
+namespace {
+
+using MainFn = int (*)(int, char**, char**);
+using StartMainFn = int (*)(MainFn, int, char**, MainFn, void (*)(), void (*)(), void*);
+
+// Written once by __libc_start_main before the program runs any code of
+// its own; read by WrappedMain on the same thread.
+MainFn g_real_main = nullptr;
+
+// Copies `strings` into a null-terminated array of C strings that lives
+// until the process ends (main, environ and getenv keep pointing into it).
+char** PermanentArray(const std::vector<SecretString>& strings) {
+  auto** array = static_cast<char**>(std::calloc(strings.size() + 1, sizeof(char*)));
+  if (array == nullptr) FailClosed("out of memory");
+  for (size_t i = 0; i < strings.size(); ++i) {
+    array[i] = static_cast<char*>(std::malloc(strings[i].size() + 1));
+    if (array[i] == nullptr) FailClosed("out of memory");
+    std::memcpy(array[i], strings[i].c_str(), strings[i].size() + 1);
+  }
+  return array;
+}
+
+// Keeps secrets out of core files and out of reach of same-user debuggers
+// from here on. Done after the LAS has answered, so after it measured this
+// process (it reads /proc/PID/exe, which a non-dumpable process hides from
+// non-root readers), and before the request that brings the grant.
+void ProtectMemory() {
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    FailClosed(std::string("cannot make this process non-dumpable: ") + std::strerror(errno));
+  }
+  rlimit none{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &none) != 0) {
+    FailClosed(std::string("cannot disable core dumps: ") + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+Launch AttestAndConfigure(int argc, char** argv, char** envp) {
+  Result<Settings> read = ReadSettings([](const char* name) { return ::getenv(name); });
+  StartDebugLog(read.ok() && read.value().debug);
+  if (!read.ok()) FailClosed(read.error());
+  const Settings& settings = read.value();
+  DebugLog("attesting as CLOISTER_CONFIG_ID=%s with the LAS at %s and the CAS at %s", settings.config_id.c_str(),
+           settings.las_socket.c_str(), settings.cas.text.c_str());
+
+  // No configuration file: a host-provided OPENSSL_CONF must not load
+  // providers or engines into the runtime. No atexit handler: the
+  // program's exit is none of the runtime's business. No tables of legacy
+  // algorithm names (everything here is fetched from the provider by name):
+  // filling them is a third of a millisecond of every start. The first
+  // call decides these once and for all; error strings stay loadable, for
+  // failure messages.
+  constexpr uint64_t kOpensslInit = OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT |
+                                    OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS;
+  if (OPENSSL_init_crypto(kOpensslInit, nullptr) != 1 || OPENSSL_init_ssl(kOpensslInit, nullptr) != 1) {
+    FailClosed("cannot initialise OpenSSL");
+  }
+
+  // The steps overlap where they can: the CAS works on its half of the TLS
+  // handshake while the key is made; the LAS measures this process and
+  // signs while the certificate is made and the handshake completes. Only
+  // the HTTP request needs the evidence. A failure to reach the CAS is
+  // reported only after the LAS has had its say (below).
+  Result<std::unique_ptr<CasConnection>> cas = CasConnection::Begin(settings);
+  if (!cas.ok()) FailClosed(cas.error());
+  Result<Done> hello = cas.value()->Hello();
+
+  Result<ClientIdentity> identity = CreateClientKey();
+  if (!identity.ok()) FailClosed(identity.error());
+  DebugLog("fresh P-256 key made");
+
+  Result<std::unique_ptr<LasRequest>> las = LasRequest::Send(settings.las_socket, identity.value().report_data);
+  if (!las.ok()) FailClosed(las.error());
+  DebugLog("asked the LAS at %s for evidence", settings.las_socket.c_str());
+
+  Result<Done> certified = CertifyClientKey(identity.value());
+  if (!certified.ok()) FailClosed(certified.error());
+  DebugLog("self-signed certificate for the key made");
+
+  Result<Done> handshake = hello.ok() ? cas.value()->Handshake(identity.value()) : hello;
+  Result<std::vector<uint8_t>> evidence = las.value()->Receive();
+  // A failure of the LAS is reported first: it is the more basic problem,
+  // and without evidence the CAS could not have granted anything anyway.
+  if (!evidence.ok()) FailClosed(evidence.error());
+  const std::string type = EvidenceTypeName(evidence.value());
+  const std::string evidence_note = " (evidence: " + type + ")";
+  DebugLog("evidence from the LAS: %zu bytes (evidence: %s)", evidence.value().size(), type.c_str());
+  if (!handshake.ok()) FailClosed(handshake.error() + evidence_note);
+
+  ProtectMemory();
+  DebugLog("process made non-dumpable, core dumps off");
+
+  std::string request = BuildAttestRequest(settings.cas, settings.config_id, evidence.value());
+  Result<HttpResponse> response = cas.value()->Exchange(request);
+  if (!response.ok()) FailClosed(response.error() + evidence_note);
+  cas.value().reset();  // the connection is done with; closes it
+  DebugLog("the CAS answered HTTP %d (%zu bytes)", response.value().status, response.value().body.size());
+
+  ReplyContext ctx{settings.cas.text, settings.config_id, type, evidence.value()};
+  Result<Grant> granted = ParseCasReply(response.value().status, response.value().body, ctx);
+  // The raw reply holds every secret of the grant; the parsed copies are
+  // all that is needed from here on.
+  OPENSSL_cleanse(response.value().body.data(), response.value().body.size());
+  response.value().body.clear();
+  if (!granted.ok()) FailClosed(granted.error());
+  Grant& grant = granted.value();
+  DebugLog("granted: session %s, service %s, %zu injected files, %zu volumes (evidence: %s)", grant.session.c_str(),
+           grant.service.c_str(), grant.files.size(), grant.volumes.size(), type.c_str());
+
+  // Everything that can fail is checked before anything takes effect.
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  size_t file_count = grant.files.size();
+  Result<std::unique_ptr<InjectedFiles>> files = InjectedFiles::New(std::move(grant.files), now);
+  if (!files.ok()) {
+    FailClosed("the CAS at " + settings.cas.text + " sent a malformed grant: " + files.error() + evidence_note);
+  }
+  std::vector<SecretString> args = BuildArguments(grant.command, argc, argv);
+  if (args.empty()) FailClosed("the program would start without any argument (not even its name)");
+  std::vector<SecretString> env = BuildEnvironment(grant.environment, envp);
+  if (!grant.pwd.empty() && ::chdir(grant.pwd.c_str()) != 0) {
+    FailClosed("cannot change to the session's working directory " + grant.pwd + ": " + std::strerror(errno));
+  }
+  InstallInjectedFiles(std::move(files.value()));
+  size_t volume_count = grant.volumes.size();
+  InstallVolumes(std::move(grant.volumes));
+
+  Launch launch;
+  launch.argc = static_cast<int>(args.size());
+  launch.argv = PermanentArray(args);
+  launch.envp = PermanentArray(env);
+  DebugLog("applied: %d arguments, %zu environment variables, %zu injected files, %zu volumes, working directory %s",
+           launch.argc, env.size(), file_count, volume_count, grant.pwd.empty() ? "unchanged" : grant.pwd.c_str());
+  return launch;
+}
+
+namespace {
+
+int WrappedMain(int argc, char** argv, char** envp) {
+  Launch launch;
+  try {
+    launch = AttestAndConfigure(argc, argv, envp);
+  } catch (const std::exception& e) {
+    FailClosed(std::string("internal error: ") + e.what());
+  } catch (...) {
+    FailClosed("internal error");
+  }
+  environ = launch.envp;
+  // glibc read the host's TZ while attestation formatted certificate
+  // times; localtime_r would keep using it. Re-read it from the new
+  // environment, as if the program had just started with it.
+  ::tzset();
+  // Messages of err(3), error(3) and glibc name the program as main sees it.
+  program_invocation_name = launch.argv[0];
+  const char* slash = std::strrchr(launch.argv[0], '/');
+  program_invocation_short_name = slash != nullptr ? const_cast<char*>(slash + 1) : launch.argv[0];
+  DebugLog("calling main");
+  return g_real_main(launch.argc, launch.argv, launch.envp);
+}
+
+}  // namespace
+}  // namespace cloister::runtime
+
+// glibc's start routine; crt1.o of every dynamically linked program calls
+// it with the program's main. `init` is unused since glibc 2.34 (then
+// null) and passed on unchanged for older programs.
+extern "C" __attribute__((visibility("default"))) int __libc_start_main(cloister::runtime::MainFn main, int argc,
+                                                                        char** argv, cloister::runtime::MainFn init,
+                                                                        void (*fini)(), void (*rtld_fini)(),
+                                                                        void* stack_end) {
+  using cloister::runtime::StartMainFn;
+  auto real = reinterpret_cast<StartMainFn>(::dlsym(RTLD_NEXT, "__libc_start_main"));
+  if (real == nullptr) cloister::runtime::FailClosed("cannot find glibc's __libc_start_main");
+  cloister::runtime::g_real_main = main;
+  return real(cloister::runtime::WrappedMain, argc, argv, init, fini, rtld_fini, stack_end);
+}

@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# End-to-end checks of attestation at program start, with the real binaries
+# over loopback: cloister-cas, cloister-las (joined with a token), unmodified
+# programs (python3, perl, a C++ reader) started under libcloister-runtime.so
+# by `cloister run`.
+# Usage: start_test.sh cloister cloister-cas cloister-las libcloister-runtime.so inject_reader
+set -u
+CLOISTER="$1"
+CAS_BIN="$2"
+LAS_BIN="$3"
+RUNTIME="$4"
+READER="$5"
+T="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
+source "$(dirname "$0")/checks.sh"
+json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
+for tool in curl; do
+  command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 0; }
+done
+# The programs by absolute path: a wrapper found first in PATH (a version
+# manager's shim, say) would be the program measured, not the interpreter.
+PYTHON=/usr/bin/python3
+PERL=/usr/bin/perl
+for tool in "$PYTHON" "$PERL"; do
+  [ -x "$tool" ] || { echo "SKIP: $tool is not installed"; exit 0; }
+done
+
+# start_cas NAME [flags]: a CAS with state in $T/NAME; sets NAME_API, NAME_ATTEST, NAME_KEY.
+start_cas() {
+  local name="$1"
+  shift
+  "$CAS_BIN" --state-dir "$T/$name" --api-listen 127.0.0.1:0 --attest-listen 127.0.0.1:0 \
+    --unseal-key-file "$T/$name.unseal" --ports-file "$T/$name.ports" --admin "$ID_A" "$@" \
+    >"$T/$name.out" 2>"$T/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$T/$name.ports" ] && break; sleep 0.1; done
+  eval "${name}_API=$(json_field '["api"]' <"$T/$name.ports")"
+  eval "${name}_ATTEST=$(json_field '["attest"]' <"$T/$name.ports")"
+  eval "${name}_KEY=$(json_field '["key_hash"]' <"$T/$name.ports")"
+}
+# start_las NAME CAS-NAME: a LAS with state in $T/NAME joined to that CAS, socket $T/NAME.sock.
+start_las() {
+  local name="$1" cas="$2" api key
+  api="$(eval echo "\$${cas}_API")"
+  key="$(eval echo "\$${cas}_KEY")"
+  "$CLOISTER" cas join-token create --cas "127.0.0.1:$api" --cas-key "$key" --identity "$T/a" --ttl 10m \
+    --out "$T/$name.token" 2>/dev/null
+  "$LAS_BIN" --state-dir "$T/$name" --cas "127.0.0.1:$api" --cas-key "$key" --socket "$T/$name.sock" \
+    --join-token-file "$T/$name.token" --name "$name" >"$T/$name.out" 2>"$T/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$T/$name.out" 2>/dev/null && break; sleep 0.1; done
+}
+# protected CONFIG PROGRAM [ARGS...]: start a program under the runtime against CAS "main" and LAS "las1";
+# output in $T/out and $T/err, exit status in RC. LAS=, CAS_ADDR=, CAS_PIN= override.
+protected() {
+  local config="$1"
+  shift
+  "$CLOISTER" run --cas "${CAS_ADDR:-127.0.0.1:$main_ATTEST}" --cas-key "${CAS_PIN:-$main_KEY}" \
+    --las "${LAS:-$T/las1.sock}" --config "$config" --runtime "$RUNTIME" -- "$@" >"$T/out" 2>"$T/err"
+  RC=$?
+}
+one_line() { [ "$(wc -l <"$T/err")" -eq 1 ]; }
+api() {  # api ID METHOD PATH [curl args]: HTTPS to the main CAS API as identity ID
+  local id="$1" method="$2" path="$3"
+  shift 3
+  curl -sk --cert "$T/$id/identity.crt" --key "$T/$id/identity.key" -X "$method" -o "$T/body" -w '%{http_code}' \
+    "https://127.0.0.1:$main_API$path" "$@"
+}
+
+"$CLOISTER" identity create --identity "$T/a" >"$T/a.id"
+"$CLOISTER" identity create --identity "$T/b" >"$T/b.id"
+ID_A=$(cat "$T/a.id")
+export CLOISTER_CAS_ADDR CLOISTER_CAS_KEY
+
+start_cas main
+CLOISTER_CAS_ADDR="127.0.0.1:$main_API"
+CLOISTER_CAS_KEY="$main_KEY"
+start_las las1 main
+check "the LAS joins with a token and listens" grep -q "listening on" "$T/las1.out"
+check "the LAS says it joined" grep -q "joined" "$T/las1.out"
+NODE1=$(grep -o 'LAS node [0-9a-f]\{64\}' "$T/las1.out" | awk '{print $3}')
+"$CLOISTER" node list --identity "$T/a" >"$T/nodes"
+check "cloister node list shows the node" grep -q "$NODE1" "$T/nodes"
+check "a second join with a used token is refused" bash -c \
+  "! '$LAS_BIN' --state-dir '$T/las-reuse' --cas 127.0.0.1:$main_API --cas-key $main_KEY --socket '$T/reuse.sock' \
+     --join-token-file '$T/las1.token' --name reuse"
+check "a LAS without a token or certificate does not start" bash -c \
+  "! '$LAS_BIN' --state-dir '$T/las-none' --cas 127.0.0.1:$main_API --cas-key $main_KEY --socket '$T/none.sock'"
+check "only administrators list nodes" bash -c "! '$CLOISTER' node list --identity '$T/b'"
+
+# ---- the session -----------------------------------------------------------------------
+measure() { "$CLOISTER" measure "$1" | awk '{print $1}'; }
+PY=$(measure "$PYTHON")
+RT=$(measure "$RUNTIME")
+RD=$(measure "$READER")
+mkdir -p "$T/work"
+cat >"$T/app.py" <<'PY'
+import hashlib, mmap, os, sys
+pw = os.environ.get("DB_PASSWORD", "")
+conf_path = os.environ["CONF"]
+with open(conf_path) as f:
+    conf = f.read()
+with open(conf_path, "rb") as f:
+    mapped = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)[:]
+print("argv", " ".join(sys.argv[1:]))
+print("cwd", os.getcwd())
+print("password-length", len(pw))
+print("conf-has-password", ("password=" + pw + "\n") == conf and len(pw) == 32)
+print("mmap-same", mapped.decode() == conf)
+print("stat-size", os.stat(conf_path).st_size == len(conf))
+print("env", " ".join(sorted(os.environ)))
+PY
+cat >"$T/capture.py" <<'PY'
+# Asks the LAS for evidence over a report data the caller chooses and saves it
+# (run as a protected program: the evidence names python3 and the runtime).
+import os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["LAS"])
+s.sendall(struct.pack("<IHBB", 0x51434C43, 1, 1, 0) + bytes.fromhex(os.environ["REPORT"]))
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+magic, version, status, _, length = struct.unpack("<IHBBI", data[:12])
+assert status == 0, data[12:]
+open(os.environ["OUT"], "wb").write(data[12:12 + length])
+print("captured", length)
+PY
+session_doc() {  # session_doc PYTHON-MEASUREMENT > file
+  cat <<DOC
+name: e2e
+services:
+  - name: py
+    measurements: [$1, $RT]
+    command: ["python3", "$T/app.py", "from-session"]
+    environment:
+      DB_PASSWORD: "@@CLOISTER::db_password@@"
+      CONF: $T/inject/app.conf
+      GREETING: hello
+    pwd: $T/work
+    files:
+      - path: $T/inject/app.conf
+        content: "password=@@CLOISTER::db_password@@\n"
+  - name: reader
+    measurements: [$RD, $RT]
+    command: ["inject_reader", "$T/inject/app.conf"]
+    files:
+      - path: $T/inject/app.conf
+        content: "password=@@CLOISTER::db_password@@\n"
+  - name: capture
+    measurements: [$1, $RT]
+    command: ["python3", "$T/capture.py"]
+    environment:
+      LAS: $T/las1.sock
+      REPORT: $ID_A
+      OUT: $T/evidence.bin
+secrets:
+  - name: db_password
+    kind: ascii
+security:
+  attestation:
+    allowed: [sim]
+    tolerate: [simulation]
+DOC
+}
+session_doc "$PY" | sed 's/@@/$$/g' >"$T/e2e.yaml"
+"$CLOISTER" session create -f "$T/e2e.yaml" --identity "$T/a" >/dev/null
+check "the session is created" test $? = 0
+
+# ---- granted start -----------------------------------------------------------------------
+HOST_ONLY=1 protected e2e/py "$PYTHON" -c 'print("HOST-ARGV")'
+check "granted: python3 runs (exit 0)" test "$RC" = 0
+check "granted: argv comes from the session" grep -qx "argv from-session" "$T/out"
+check "granted: the host's argv is ignored" bash -c "! grep -q HOST-ARGV '$T/out'"
+check "granted: the working directory comes from the session" grep -qx "cwd $T/work" "$T/out"
+check "granted: the generated secret is in the environment" grep -qx "password-length 32" "$T/out"
+check "granted: the injected file holds the same secret" grep -qx "conf-has-password True" "$T/out"
+check "granted: the injected file reads the same through mmap" grep -qx "mmap-same True" "$T/out"
+check "granted: stat sees the injected file's size" grep -qx "stat-size True" "$T/out"
+check "granted: the host environment is ignored" bash -c "! grep -q HOST_ONLY '$T/out'"
+check "granted: CLOISTER_* and LD_PRELOAD are not passed on" bash -c "! grep -E 'CLOISTER_|LD_PRELOAD' '$T/out'"
+check "granted: the environment is the session's" grep -q "env CONF DB_PASSWORD GREETING" "$T/out"
+check "the injected file was never written to disk" test ! -e "$T/inject/app.conf"
+check "the injected file's directory does not exist on disk" test ! -e "$T/inject"
+
+protected e2e/reader "$READER"
+check "a C++ program reads the injected file with read, mmap, fopen and ifstream" test "$RC" = 0
+check "... and writing it is refused" grep -q "write-refused=yes" "$T/out"
+
+# ---- refusals ---------------------------------------------------------------------------
+protected e2e/py "$PERL" -e 'print "PERL RAN\n"'
+check "wrong binary (perl under python's config): refused with status 70" test "$RC" = 70
+check "wrong binary: perl's main never ran" bash -c "! grep -q 'PERL RAN' '$T/out'"
+check "wrong binary: one line on stderr" one_line
+check "wrong binary: the line says the measurement is not allowed" grep -qi "measurement" "$T/err"
+check "wrong binary: the line names the evidence type" grep -q "sim" "$T/err"
+
+protected e2e/nope "$PYTHON"
+check "unknown service: refused with status 70, one line" bash -c "test $RC = 70 && test \$(wc -l <'$T/err') = 1"
+check "unknown service: says so" grep -qi "unknown session or service" "$T/err"
+protected nope/py "$PYTHON"
+check "unknown session: the same answer" grep -qi "unknown session or service" "$T/err"
+
+LAS="$T/absent.sock" protected e2e/py "$PYTHON"
+check "LAS unreachable: refused with status 70, one line naming the socket" \
+  bash -c "test $RC = 70 && test \$(wc -l <'$T/err') = 1 && grep -q absent.sock '$T/err'"
+python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' >"$T/closed"
+CAS_ADDR="127.0.0.1:$(cat "$T/closed")" protected e2e/py "$PYTHON"
+check "CAS unreachable: refused with status 70, one line naming the address" \
+  bash -c "test $RC = 70 && test \$(wc -l <'$T/err') = 1 && grep -q '127.0.0.1:$(cat "$T/closed")' '$T/err'"
+
+start_cas other
+CAS_ADDR="127.0.0.1:$other_ATTEST" protected e2e/py "$PYTHON"
+check "a CAS with another key: refused with status 70" test "$RC" = 70
+check "a CAS with another key: one line saying it is not the pinned one" bash -c \
+  "test \$(wc -l <'$T/err') = 1 && grep -qi pinned '$T/err'"
+
+start_las las2 other
+check "a second LAS joins the other CAS" grep -q "listening on" "$T/las2.out"
+LAS="$T/las2.sock" protected e2e/py "$PYTHON"
+check "evidence from a LAS this CAS never certified: refused (70)" test "$RC" = 70
+check "... the line says the node is not certified" grep -qi "certif" "$T/err"
+
+# Replay: evidence made for identity A's key, presented over a connection with B's key.
+protected e2e/capture "$PYTHON"
+check "a protected program obtains evidence over a chosen report data" test -s "$T/evidence.bin"
+EV=$(base64 -w0 "$T/evidence.bin")
+attest_as() {  # attest_as ID: POST the captured evidence to /v1/attest with identity ID's key
+  curl -sk --cert "$T/$1/identity.crt" --key "$T/$1/identity.key" -o "$T/body" -w '%{http_code}' \
+    -X POST "https://127.0.0.1:$main_ATTEST/v1/attest" -d "{\"config_id\":\"e2e/py\",\"evidence\":\"$EV\"}"
+}
+check "replayed evidence from a process without the key: 403" test "$(attest_as b)" = 403
+check "... reason evidence-not-bound" grep -q '"reason":"evidence-not-bound"' "$T/body"
+check "the same evidence with the key it names is granted (the binding is what refused it)" \
+  test "$(attest_as a)" = 200
+
+cat >"$T/hw.yaml" <<DOC
+name: e2e-hardware
+services:
+  - name: py
+    measurements: [$PY, $RT]
+    command: ["python3", "-c", "print('RAN')"]
+security:
+  attestation:
+    allowed: [tdx, snp]
+DOC
+"$CLOISTER" session create -f "$T/hw.yaml" --identity "$T/a" >/dev/null
+protected e2e-hardware/py "$PYTHON"
+check "a hardware-only session refuses sim evidence (70)" test "$RC" = 70
+check "... saying the evidence type is not allowed" grep -qi "type" "$T/err"
+check "... and the program did not run" bash -c "! grep -q RAN '$T/out'"
+
+# ---- a session update takes effect at the next start -----------------------------------------
+HASH=$("$CLOISTER" session show e2e --identity "$T/a" --json | json_field '["hash"]')
+{ echo "predecessor: $HASH"; session_doc "$(printf '%064d' 7)" | sed 's/@@/$$/g'; } >"$T/e2e-v2.yaml"
+"$CLOISTER" session update -f "$T/e2e-v2.yaml" --identity "$T/a" >/dev/null
+protected e2e/py "$PYTHON"
+check "after the measurement is changed, the same python3 is refused" test "$RC" = 70
+HASH=$("$CLOISTER" session show e2e --identity "$T/a" --json | json_field '["hash"]')
+{ echo "predecessor: $HASH"; session_doc "$PY" | sed 's/@@/$$/g'; } >"$T/e2e-v3.yaml"
+"$CLOISTER" session update -f "$T/e2e-v3.yaml" --identity "$T/a" >/dev/null
+protected e2e/py "$PYTHON"
+check "after it is changed back, python3 is granted again" grep -qx "password-length 32" "$T/out"
+
+# ---- many programs starting at once ---------------------------------------------------------
+for i in $(seq 24); do
+  "$CLOISTER" run --cas "127.0.0.1:$main_ATTEST" --cas-key "$main_KEY" --las "$T/las1.sock" --config e2e/py \
+    --runtime "$RUNTIME" -- "$PYTHON" >"$T/many.$i" 2>&1 &
+done
+wait_ok=0
+for job in $(jobs -p); do
+  case " ${PIDS[*]} " in *" $job "*) continue ;; esac
+  wait "$job" || wait_ok=1
+done
+check "24 programs starting at once: all granted" test "$(cat "$T"/many.* | grep -cx 'password-length 32')" = 24
+
+# ---- records and metrics -------------------------------------------------------------------
+"$CLOISTER" session attestations e2e --identity "$T/a" --limit 200 >"$T/att"
+check "session attestations lists granted starts" grep -q "granted" "$T/att"
+check "... and refused ones with the reason" grep -q "measurement-not-allowed" "$T/att"
+check "... naming the evidence type" grep -q " sim " "$T/att"
+check "... and the node" grep -q "las1" "$T/att"
+check "... with a note that sim protects nothing in use" grep -q "no protection in use" "$T/att"
+"$CLOISTER" session attestations e2e --identity "$T/a" --limit 200 --json >"$T/att.json"
+check "--json lists every start of the session" test "$(json_field '["attestations"].__len__()' <"$T/att.json")" -ge 30
+check "another identity may not read the records" bash -c \
+  "! '$CLOISTER' session attestations e2e --identity '$T/b'"
+curl -sk "https://127.0.0.1:$main_API/metrics" >"$T/metrics"
+check "/metrics counts granted sim attestations" grep -q 'cloister_cas_attestations_total{evidence="sim",result="granted",reason=""}' "$T/metrics"
+check "/metrics counts refusals by reason" grep -q 'result="refused",reason="measurement-not-allowed"' "$T/metrics"
+
+# ---- revocation takes effect at once ---------------------------------------------------------
+"$CLOISTER" node revoke "$NODE1" --identity "$T/a" >/dev/null
+check "an administrator revokes the node" test $? = 0
+protected e2e/py "$PYTHON"
+check "evidence from the revoked LAS is refused (70)" test "$RC" = 70
+check "... the line says the node is revoked" grep -qi "revoked" "$T/err"
+"$CLOISTER" node list --identity "$T/a" >"$T/nodes"
+check "node list shows it revoked" grep -q "revoked" "$T/nodes"
+check "no secret value reached the CAS or LAS logs" bash -c \
+  "! grep -l 'password=' '$T/main.log' '$T/las1.log' '$T/main.out' '$T/las1.out'"
+finish
