@@ -1,75 +1,132 @@
 #!/usr/bin/env bash
-# The main job: seal a sample directory into a protected volume, show that
-# the disk holds only ciphertext, read it back, and show that a tampered or
-# rolled-back volume is refused. Installs what is missing and builds first.
+# The main job: attestation at every program start, end to end, on this
+# machine. Starts a CAS and a LAS on loopback (state in build/demo,
+# development unseal key), creates an identity and a session, and runs an
+# unmodified python3 script under the runtime: it receives a secret the CAS
+# generated in its environment and a configuration file injected from the
+# session, and prints proof that it has them, never the values. Then the
+# refusals: another program (perl) under the same configuration id, and the
+# same python3 after the session's measurement is changed. Installs what is
+# missing and builds first.
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
-cloister_install "${CLOISTER_BUILD_DEPS[@]}"
+cloister_install "${CLOISTER_BUILD_DEPS[@]}" python3 curl
 echo "building (see build/demo-build.log)"
 mkdir -p build
 cloister_build build -DCLOISTER_TESTS=OFF > build/demo-build.log 2>&1 || { cat build/demo-build.log; exit 1; }
-cloister="$CLOISTER_ROOT/build/cloister"
+B="$CLOISTER_ROOT/build"
+cloister="$B/cloister"
+runtime="$B/libcloister-runtime.so"
+python=/usr/bin/python3
+perl=/usr/bin/perl
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+state="$B/demo"
+rm -rf "$state"
+mkdir -p "$state"
+chmod 700 "$state"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+wait_for() { for _ in $(seq 100); do eval "$1" && return 0; sleep 0.1; done; echo "timed out: $1"; exit 1; }
 
-say "A directory of sensitive data"
-mkdir -p "$work/plain/config" "$work/plain/records"
-cat > "$work/plain/config/service.conf" <<'CONF'
-database_password = correct-horse-battery-staple
-api_token = tok_live_4f9a8c1d2e7b
-CONF
-{
-  echo "patient_id,name,diagnosis"
-  for i in $(seq 1 2000); do echo "$i,Patient Name $i,condition-$((i % 17))"; done
-} > "$work/plain/records/patients.csv"
-head -c 3000000 /dev/urandom > "$work/plain/records/scan.bin"
-run find "$work/plain" -type f -printf '%P  %s bytes\n'
+say "An administrator identity (a P-256 key and certificate, the key mode 0600)"
+admin=$(run "$cloister" identity create --identity "$state/admin")
+echo "identity $admin"
 
-say "Seal it into a protected volume (a fresh key is created, mode 0600)"
-tag1=$(run "$cloister" volume seal "$work/plain" "$work/vol" --key-file "$work/vol.key")
-echo "tag: $tag1"
-ls -l "$work/vol.key"
+say "The CAS: loopback ports, state in $state/cas, development unseal key (in production: key shares)"
+run "$B/cloister-cas" --state-dir "$state/cas" --api-listen 127.0.0.1:0 --attest-listen 127.0.0.1:0 \
+  --unseal-key-file "$state/unseal.key" --admin "$admin" --ports-file "$state/cas.ports" \
+  >"$state/cas.out" 2>"$state/cas.log" &
+pids+=($!)
+wait_for "[ -s '$state/cas.ports' ]"
+api="127.0.0.1:$(field "$state/cas.ports" api)"
+attest="127.0.0.1:$(field "$state/cas.ports" attest)"
+key=$(field "$state/cas.ports" key_hash)
+echo "client API on $api, attestation endpoint on $attest, CAS key $key"
+export CLOISTER_CAS_ADDR="$api" CLOISTER_CAS_KEY="$key"
 
-say "What the disk holds: random names, ciphertext only"
-run find "$work/vol" -type f -printf '%P  %s bytes\n'
-for secret in correct-horse-battery-staple "Patient Name" patients.csv service.conf records; do
-  if grep -rqa -- "$secret" "$work/vol"; then
-    echo "FOUND '$secret' on disk: this must not happen"; exit 1
-  else
-    echo "'$secret' does not appear anywhere in the volume directory"
-  fi
-done
+say "The LAS joins the CAS with a single-use token, then serves evidence on a Unix socket"
+run "$cloister" cas join-token create --identity "$state/admin" --ttl 10m --out "$state/join.token"
+run "$B/cloister-las" --state-dir "$state/las" --cas "$api" --cas-key "$key" --socket "$state/las.sock" \
+  --join-token-file "$state/join.token" --name demo-node >"$state/las.out" 2>"$state/las.log" &
+pids+=($!)
+wait_for "grep -q 'listening on' '$state/las.out'"
+cat "$state/las.out"
+run "$cloister" node list --identity "$state/admin"
 
-say "Read it back with the key"
-run "$cloister" volume ls "$work/vol" --key-file "$work/vol.key"
-run "$cloister" volume cat "$work/vol" /config/service.conf --key-file "$work/vol.key"
-run "$cloister" volume verify "$work/vol" --key-file "$work/vol.key" --tag "$tag1"
+say "The program and what the session allows it to run as"
+cat >"$state/app.py" <<'PY'
+# An ordinary Python script: nothing in it knows about Cloister.
+import hashlib, os, sys
+password = os.environ.get("DB_PASSWORD", "")
+with open("/etc/demo/app.conf") as f:
+    conf = f.read()
+print("  arguments from the session:", sys.argv[1:])
+print("  working directory:", os.getcwd())
+print("  DB_PASSWORD: %d characters, SHA-256 starts %s" % (len(password), hashlib.sha256(password.encode()).hexdigest()[:12]))
+print("  /etc/demo/app.conf: %d bytes, holds the same password: %s" % (len(conf), ("password = " + password) in conf))
+print("  the host's environment is gone:", "HOST_SECRET" not in os.environ)
+PY
+py_m=$("$cloister" measure "$python" | awk '{print $1}')
+rt_m=$("$cloister" measure "$runtime" | awk '{print $1}')
+echo "python3 ($python): $py_m"
+echo "runtime ($runtime): $rt_m"
+write_session() {  # write_session MEASUREMENT [PREDECESSOR]
+  {
+    [ -n "${2:-}" ] && echo "predecessor: $2"
+    cat <<DOC
+name: demo
+services:
+  - name: app
+    measurements: [$1, $rt_m]
+    command: ["python3", "$state/app.py", "--from-the-session"]
+    pwd: $state
+    environment:
+      DB_PASSWORD: "\$\$CLOISTER::db_password\$\$"
+    files:
+      - path: /etc/demo/app.conf
+        content: |
+          # injected by the CAS: never written to disk
+          password = \$\$CLOISTER::db_password\$\$
+secrets:
+  - name: db_password
+    kind: ascii
+    size: 24
+security:
+  attestation:
+    allowed: [sim]
+    tolerate: [simulation]   # no hardware TEE here: this protects nothing in use
+DOC
+  } >"$state/session.yaml"
+}
+write_session "$py_m"
+cat "$state/session.yaml"
+run "$cloister" session create -f "$state/session.yaml" --identity "$state/admin"
 
-say "Change a file: every commit gives a new tag"
-cp -a "$work/vol" "$work/vol-old-copy"
-tag2=$(echo "api_token = rotated" | run "$cloister" volume put "$work/vol" /config/token --key-file "$work/vol.key")
-echo "new tag: $tag2"
+say "Start python3 under the runtime: it attests before main and gets its configuration"
+start() { run "$cloister" run --cas "$attest" --las "$state/las.sock" --config demo/app --runtime "$runtime" -- "$@"; }
+HOST_SECRET=leaked start "$python" -c 'print("the host chose these arguments")'
+echo "(the host asked for -c '...'; the session decided. /etc/demo/app.conf on disk: $(ls /etc/demo/app.conf 2>&1 | sed 's/.*: //'))"
 
-say "Tampering: flip one byte of the patients file's ciphertext"
-cp -a "$work/vol" "$work/vol-tampered"
-victim=$(ls -S "$work/vol-tampered/objects" | sed -n 2p)   # the second-largest object
-printf '\xff' | dd of="$work/vol-tampered/objects/$victim" bs=1 seek=100 conv=notrunc status=none
+say "Refused: another program (perl) under the same configuration id"
 set +e
-run "$cloister" volume cat "$work/vol-tampered" /records/patients.csv --key-file "$work/vol.key" >/dev/null
-echo "exit code: $? (3 = integrity failure; no byte of the file was printed)"
-run "$cloister" volume verify "$work/vol-tampered" --key-file "$work/vol.key"
-echo "exit code: $?"
+start "$perl" -e 'print "perl ran\n"'
+echo "exit status $? (main never ran)"
 
-say "Rollback: the host serves the old copy of the volume, but we expect the new tag"
-run "$cloister" volume ls "$work/vol-old-copy" --key-file "$work/vol.key" --tag "$tag2"
-echo "exit code: $? (4 = not the expected state)"
+say "Refused: the same python3 after the session's measurement is changed"
+hash=$("$cloister" session show demo --identity "$state/admin" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["hash"])')
+write_session "$(printf '%064d' 0)" "$hash"
+run "$cloister" session update -f "$state/session.yaml" --identity "$state/admin"
+start "$python"
+echo "exit status $?"
 set -e
 
-say "Unseal into a fresh directory and compare with the original"
-run "$cloister" volume unseal "$work/vol" "$work/out" --key-file "$work/vol.key" --tag "$tag2"
-rm "$work/out/config/token"
-run diff -r "$work/plain" "$work/out" && echo "identical"
+say "What the CAS recorded"
+run "$cloister" session attestations demo --identity "$state/admin"
+curl -sk "https://$api/metrics" | grep '^cloister_cas_attestations_total'
+
+say "Done. The state is in $state; the CAS and LAS stop now."
