@@ -34,7 +34,7 @@ echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
 # fuzzer sees the branches of the parsers, not only of the harness.
 cmake -S "$CLOISTER_ROOT" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz evidence_fuzz
+cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz evidence_fuzz las_wire_fuzz
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
@@ -48,5 +48,10 @@ echo "== evidence fuzz smoke run (libFuzzer, ${CLOISTER_EVIDENCE_FUZZ_SECONDS:-1
 mkdir "$corpus/evidence"
 CLOISTER_FUZZ_SEEDS="$corpus/evidence" ./build-fuzz/evidence_fuzz "$corpus/evidence" -max_len=8192 \
   -max_total_time="${CLOISTER_EVIDENCE_FUZZ_SECONDS:-10}" -print_final_stats=1 2>&1 | tail -3
+
+echo "== LAS socket and base64 fuzz smoke run (libFuzzer, ${CLOISTER_WIRE_FUZZ_SECONDS:-10} s)"
+mkdir "$corpus/wire"
+./build-fuzz/las_wire_fuzz "$corpus/wire" -max_len=4096 -max_total_time="${CLOISTER_WIRE_FUZZ_SECONDS:-10}" \
+  -print_final_stats=1 2>&1 | tail -3
 
 echo "== all tests passed in $(( $(date +%s) - start )) s"

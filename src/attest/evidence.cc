@@ -60,8 +60,15 @@ StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const SecretBytes& node
   ASSIGN_OR_RETURN(std::string key_id, crypto::IdentityOfPrivateKey(node_key_pem));
   if (cert_id != key_id) return InvalidArgument("the node certificate does not belong to the node key");
   if (claims.node_id != cert_id) return InvalidArgument("node_id is not the hash of the node certificate's key");
+  ASSIGN_OR_RETURN(auto signer, crypto::P256Signer::New(node_key_pem));
+  return SignSimEvidence(claims, *signer);
+}
+
+StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const crypto::P256Signer& node_key) {
+  if (claims.node_certificate_pem.size() > kMaxCertificate) return InvalidArgument("the node certificate is too large");
+  if (claims.node_id != node_key.id()) return InvalidArgument("node_id is not the hash of the node key");
   Bytes body = Body(claims);
-  ASSIGN_OR_RETURN(Bytes sig, crypto::SignP256(node_key_pem, SignedBytes(body)));
+  ASSIGN_OR_RETURN(Bytes sig, node_key.Sign(SignedBytes(body)));
   PutLengthPrefixed(body, sig);
   return body;
 }

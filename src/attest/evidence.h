@@ -19,6 +19,7 @@
 #include "base/bytes.h"
 #include "base/secret.h"
 #include "cloister/status.h"
+#include "crypto/signature.h"
 
 namespace cloister::attest {
 
@@ -49,6 +50,11 @@ inline constexpr size_t kMaxEvidenceSize = 64 * 1024;
 // `claims.node_id` must be the hash of the key in `claims.node_certificate_pem`
 // and the certificate must belong to `node_key_pem`.
 StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const SecretBytes& node_key_pem);
+
+// The same with a key parsed once (a LAS signs at every start). Only checks
+// that `claims.node_id` is the signer's identity: the caller has checked,
+// when it installed the certificate, that it belongs to the key.
+StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const crypto::P256Signer& node_key);
 
 // Parses evidence (bounded by its length fields; trailing bytes refused)
 // and checks its signature against the enclosed node certificate and that

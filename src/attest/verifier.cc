@@ -35,7 +35,8 @@ EvidenceCheck CheckStartEvidence(std::span<const uint8_t> evidence, const NodeTr
   const SimClaims& c = *out.claims;
 
   int64_t now_unix = now_ns / 1'000'000'000;
-  auto cert = crypto::VerifyIssuedBy(c.node_certificate_pem, trust.ca_certificate_pem, now_unix);
+  auto cert = trust.verify_certificate ? trust.verify_certificate(c.node_certificate_pem, now_unix)
+                                       : crypto::VerifyIssuedBy(c.node_certificate_pem, trust.ca_certificate_pem, now_unix);
   if (!cert.ok()) {
     return refuse(Refusal::kNodeNotCertified, "node " + c.node_id.substr(0, 16) + ": " + cert.status().message());
   }

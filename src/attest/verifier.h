@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "attest/evidence.h"
+#include "crypto/certificate.h"
 
 namespace cloister::attest {
 
@@ -44,6 +45,11 @@ struct NodeTrust {
   std::string ca_certificate_pem;
   // True if the node (hex id) is revoked.
   std::function<bool(const std::string& node_id)> is_revoked;
+  // Optional: replaces crypto::VerifyIssuedBy(pem, ca_certificate_pem, now)
+  // (a CAS caches what it verified). Must check the validity at `now_unix`
+  // every time.
+  std::function<StatusOr<crypto::CertificateFacts>(const std::string& certificate_pem, int64_t now_unix)>
+      verify_certificate;
 };
 
 struct EvidenceCheck {

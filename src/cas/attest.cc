@@ -7,6 +7,8 @@
 #include "attest/verifier.h"
 #include "base/bytes.h"
 #include "base/clock.h"
+#include "crypto/certificate.h"
+#include "crypto/crypto.h"
 #include "cas/attestation_log.h"
 #include "cas/secrets.h"
 #include "cas/service.h"
@@ -49,6 +51,31 @@ std::string_view UpdatePolicyName(policy::UpdatePolicy p) {
 }
 
 }  // namespace
+
+StatusOr<crypto::CertificateFacts> CasService::VerifyNodeCertificate(const std::string& pem, const std::string& ca_pem,
+                                                                    int64_t now_unix) {
+  // A node presents the same certificate at every start until it renews:
+  // its signature is checked once, its validity every time.
+  std::string key = HexEncode(crypto::Sha256(AsBytes(pem)));
+  std::optional<crypto::CertificateFacts> facts;
+  {
+    std::lock_guard<std::mutex> l(cert_cache_mu_);
+    auto it = cert_cache_.find(key);
+    if (it != cert_cache_.end()) facts = it->second;
+  }
+  if (!facts) {
+    // Validity is checked below against `now`; verify the signature at a
+    // time the certificate is valid so that an expired one is cached too.
+    ASSIGN_OR_RETURN(crypto::CertificateFacts read, crypto::ReadCertificate(pem));
+    ASSIGN_OR_RETURN(facts, crypto::VerifyIssuedBy(pem, ca_pem, read.not_before_unix));
+    std::lock_guard<std::mutex> l(cert_cache_mu_);
+    if (cert_cache_.size() >= 4096) cert_cache_.clear();
+    cert_cache_.emplace(key, *facts);
+  }
+  if (now_unix < facts->not_before_unix) return FailedPrecondition("the certificate is not yet valid");
+  if (now_unix > facts->not_after_unix) return FailedPrecondition("the certificate expired");
+  return *facts;
+}
 
 std::shared_ptr<const policy::Policy> CasService::ParsedPolicy(const std::string& hash, const std::string& document) {
   {
@@ -144,6 +171,9 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     std::shared_lock<std::shared_mutex> l(nodes_mu_);
     trust.ca_certificate_pem = node_ca_cert_;
   }
+  trust.verify_certificate = [this, &trust](const std::string& pem, int64_t now_unix) {
+    return VerifyNodeCertificate(pem, trust.ca_certificate_pem, now_unix);
+  };
   trust.is_revoked = [this](const std::string& id) {
     std::shared_lock<std::shared_mutex> l(nodes_mu_);
     return revoked_.count(id) > 0;

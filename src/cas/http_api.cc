@@ -160,7 +160,16 @@ StatusOr<std::unique_ptr<CasServer>> CasServer::New(CasService& service, const n
   };
   s->api_ = std::make_unique<httplib::SSLServer>(setup);
   if (!s->api_->is_valid()) return tls.ok() ? InternalError("cannot set up TLS for the API") : tls;
-  s->attest_ = std::make_unique<httplib::SSLServer>(setup);
+  // No client of the attestation endpoint ever resumes a session (each
+  // start has a fresh key), so it sends no session tickets: OpenSSL would
+  // otherwise encode the session, client certificate included, twice per
+  // connection.
+  auto attest_setup = [&identity, &tls](SSL_CTX& ctx) {
+    tls = net::ConfigureServerContext(ctx, identity);
+    SSL_CTX_set_num_tickets(&ctx, 0);
+    return tls.ok();
+  };
+  s->attest_ = std::make_unique<httplib::SSLServer>(attest_setup);
   if (!s->attest_->is_valid()) return tls.ok() ? InternalError("cannot set up TLS for the attestation endpoint") : tls;
   for (httplib::SSLServer* srv : {s->api_.get(), s->attest_.get()}) {
     int threads = s->options_.threads;

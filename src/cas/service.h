@@ -27,6 +27,7 @@
 #include "cas/keyring.h"
 #include "cas/store.h"
 #include "cloister/status.h"
+#include "crypto/certificate.h"
 #include "policy/policy.h"
 
 namespace cloister::cas {
@@ -221,6 +222,8 @@ class CasService {
                                     const std::string& name);
   void Record(AttestationRecord r);
   std::shared_ptr<const policy::Policy> ParsedPolicy(const std::string& hash, const std::string& document);
+  StatusOr<crypto::CertificateFacts> VerifyNodeCertificate(const std::string& pem, const std::string& ca_pem,
+                                                          int64_t now_unix);
 
   const std::string state_dir_;
   mutable std::mutex seal_mu_;  // guards the seal state and entered shares
@@ -243,6 +246,9 @@ class CasService {
   std::mutex policy_cache_mu_;
   std::map<std::string, std::shared_ptr<const policy::Policy>> policy_cache_;
   std::unique_ptr<AttestationLog> attestation_log_;
+  // Node certificates whose signature was verified, by SHA-256 of the PEM.
+  std::mutex cert_cache_mu_;
+  std::map<std::string, crypto::CertificateFacts> cert_cache_;
   mutable std::mutex counts_mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> attest_counts_;
 };

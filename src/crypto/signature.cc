@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "crypto/identity.h"
 #include "crypto/ossl_ptr.h"
 
 namespace cloister::crypto {
@@ -24,16 +25,30 @@ bool IsP256(EVP_PKEY* key) {
 
 }  // namespace
 
-StatusOr<Bytes> SignP256(const SecretBytes& private_key_pem, std::span<const uint8_t> data) {
+StatusOr<std::unique_ptr<P256Signer>> P256Signer::New(const SecretBytes& private_key_pem) {
   auto pem = private_key_pem.UnsafeBytes();
   OsslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   OsslPtr<EVP_PKEY> key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   ERR_clear_error();
   if (!key) return InvalidArgument("the signing key is not a PEM private key");
   if (!IsP256(key.get())) return InvalidArgument("the signing key is not a P-256 key");
+  std::unique_ptr<P256Signer> s(new P256Signer());
+  ASSIGN_OR_RETURN(s->id_, IdentityOfKey(key.get()));
+  s->key_ = key.release();
+  return s;
+}
+
+P256Signer::~P256Signer() { EVP_PKEY_free(key_); }
+
+StatusOr<Bytes> SignP256(const SecretBytes& private_key_pem, std::span<const uint8_t> data) {
+  ASSIGN_OR_RETURN(auto signer, P256Signer::New(private_key_pem));
+  return signer->Sign(data);
+}
+
+StatusOr<Bytes> P256Signer::Sign(std::span<const uint8_t> data) const {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &len, data.data(), data.size()) != 1) {
     ERR_clear_error();
     return InternalError("cannot sign");

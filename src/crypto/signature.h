@@ -4,6 +4,9 @@
 // verifier names its trust in one place (the certificate it accepted).
 #pragma once
 
+#include <openssl/types.h>
+
+#include <memory>
 #include <span>
 #include <string>
 
@@ -12,6 +15,28 @@
 #include "cloister/status.h"
 
 namespace cloister::crypto {
+
+// A P-256 private key parsed once, for a signer that signs many messages
+// (a LAS signs evidence at every program start). Thread-safe: Sign may be
+// called from many threads at once.
+class P256Signer {
+ public:
+  // kInvalidArgument unless `private_key_pem` is a PEM P-256 private key.
+  static StatusOr<std::unique_ptr<P256Signer>> New(const SecretBytes& private_key_pem);
+  ~P256Signer();
+  P256Signer(const P256Signer&) = delete;
+  P256Signer& operator=(const P256Signer&) = delete;
+
+  // The identity of the key (hex SHA-256 of the public key, DER SPKI).
+  const std::string& id() const { return id_; }
+  // ECDSA P-256 with SHA-256, DER-encoded.
+  StatusOr<Bytes> Sign(std::span<const uint8_t> data) const;
+
+ private:
+  P256Signer() = default;
+  EVP_PKEY* key_ = nullptr;  // owned
+  std::string id_;
+};
 
 // Signs `data` with a P-256 private key (PEM). Other key types are refused.
 StatusOr<Bytes> SignP256(const SecretBytes& private_key_pem, std::span<const uint8_t> data);

@@ -55,7 +55,9 @@ Reply EvidenceService::Handle(const EvidenceRequest& request, const PeerCredenti
   claims.issued_at_ns = static_cast<uint64_t>(std::max<int64_t>(clock_(), now_ns));
   claims.node_id = credentials_.node_id();
   claims.node_certificate_pem = cert->pem;
-  auto evidence = attest::SignSimEvidence(claims, credentials_.key_pem());
+  // The parsed key when there is one: parsing PEM costs more than signing.
+  auto evidence = credentials_.signer() != nullptr ? attest::SignSimEvidence(claims, *credentials_.signer())
+                                                   : attest::SignSimEvidence(claims, credentials_.key_pem());
   Reply r;
   r.executable_prefix = HexEncode(measured->executable).substr(0, 12);
   r.has_runtime = measured->has_runtime;

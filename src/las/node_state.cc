@@ -169,7 +169,10 @@ Status StateDir::StoreCertificates(const std::string& node_certificate_pem,
 NodeCredentials::NodeCredentials(SecretBytes key_pem, std::string node_id, NodeCertificate certificate)
     : key_pem_(std::move(key_pem)),
       node_id_(std::move(node_id)),
-      certificate_(std::make_shared<const NodeCertificate>(std::move(certificate))) {}
+      certificate_(std::make_shared<const NodeCertificate>(std::move(certificate))) {
+  auto signer = crypto::P256Signer::New(key_pem_);
+  if (signer.ok()) signer_ = std::move(*signer);
+}
 
 std::shared_ptr<const NodeCertificate> NodeCredentials::certificate() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -20,6 +20,7 @@
 
 #include "base/secret.h"
 #include "cloister/status.h"
+#include "crypto/signature.h"
 #include "las/node_certificate.h"
 #include "net/tls.h"
 
@@ -71,6 +72,9 @@ class NodeCredentials {
   NodeCredentials& operator=(const NodeCredentials&) = delete;
 
   const SecretBytes& key_pem() const { return key_pem_; }
+  // The key parsed once, or null if it did not parse (then callers use
+  // key_pem(), which reports why).
+  const crypto::P256Signer* signer() const { return signer_.get(); }
   const std::string& node_id() const { return node_id_; }
 
   std::shared_ptr<const NodeCertificate> certificate() const;
@@ -78,6 +82,7 @@ class NodeCredentials {
 
  private:
   const SecretBytes key_pem_;
+  std::unique_ptr<crypto::P256Signer> signer_;
   const std::string node_id_;
   mutable std::mutex mu_;
   std::shared_ptr<const NodeCertificate> certificate_;  // guarded by mu_

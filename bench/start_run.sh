@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# Reproduces the section "Attested start" of docs/benchmarks.md: what
+# attestation at start costs a protected program, with a CAS and a LAS of
+# its own on loopback.
+#
+#   1. start-up latency: a program that does nothing (a tiny C program
+#      compiled here, /bin/true, python3 -c pass), started plain and
+#      protected in alternation, p50 and p99, and where the time of a
+#      protected start goes (CLOISTER_LOG=debug);
+#   2. attestations per second with 8 and 32 programs starting at once, from
+#      the driver and from the CAS's counter, with the CPU of every party,
+#      next to the bound that the machine's P-256 and X25519 speed sets
+#      (openssl speed, measured in the same run);
+#   3. the memory the runtime adds: VmHWM and VmRSS at the moment main runs.
+#
+# Every start is timed by bench/start_load.cc (posix_spawn + waitpid of the
+# program itself, LD_PRELOAD and the CLOISTER_* variables set by the driver;
+# `cloister run` is not used, so its own exec is not counted). Stops the CAS
+# and the LAS and removes everything it made; bounded in time (about 60 s
+# after the build).
+#
+#   bench/start_run.sh
+#
+# Environment:
+#   BENCH_BUILD       build directory (default build-bench, Release)
+#   BENCH_RUNS        starts of each kind in the latency test (default 300)
+#   BENCH_CONCURRENCY programs starting at once in the load test (default 8,32)
+#   BENCH_SECONDS     duration of each load phase (default 10)
+#   BENCH_OUT         where the markdown report is also written
+#                     (default BENCH_BUILD/start-benchmarks-result.md); the
+#                     CAS's log goes to BENCH_BUILD/start_load-cas.log
+#   BENCH_NICE        run the CAS, the LAS, the driver (so the programs it
+#                     starts) and openssl speed under `nice -n BENCH_NICE`
+#                     (e.g. -10, needs root); the report shows how much CPU
+#                     the rest of the machine still used
+#   TMPDIR            parent of the temporary directory (default /tmp)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${BENCH_BUILD:-$ROOT/build-bench}"
+RUNS="${BENCH_RUNS:-300}"
+CONCURRENCY="${BENCH_CONCURRENCY:-8,32}"
+LOAD_SECONDS="${BENCH_SECONDS:-10}"
+OUT="${BENCH_OUT:-$BUILD/start-benchmarks-result.md}"
+CAS_LOG_KEEP="$BUILD/start_load-cas.log"
+NICE=()
+[[ -n "${BENCH_NICE:-}" ]] && NICE=(nice -n "$BENCH_NICE")
+PYTHON=/usr/bin/python3  # by path: a version manager's shim would be a shell script
+
+log() { echo "start_run.sh [${SECONDS}s]: $*" >&2; }
+
+for tool in cmake cc curl openssl timeout awk; do
+  command -v "$tool" >/dev/null || { log "needs $tool"; exit 1; }
+done
+[[ -x "$PYTHON" ]] || { log "needs $PYTHON"; exit 1; }
+PYTHON="$(readlink -f "$PYTHON")"
+
+# ---- build -----------------------------------------------------------------
+log "building in $BUILD (Release)"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCLOISTER_BENCH=ON >/dev/null
+cmake --build "$BUILD" --target start_load cloister cloister-cas cloister-las cloister-runtime -j "$(nproc)" >/dev/null
+LOAD="$BUILD/start_load"
+CLOISTER="$BUILD/cloister"
+CAS="$BUILD/cloister-cas"
+LAS="$BUILD/cloister-las"
+RUNTIME="$BUILD/libcloister-runtime.so"
+
+# ---- cleanup -----------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloister-start-bench.XXXXXX")"
+CAS_PID=""
+LAS_PID=""
+DRIVER_PID=""
+stop() {  # stop PID NAME: SIGTERM, then SIGKILL after 10 s
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid"
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$2 did not stop within 10 s of SIGTERM; killing it"
+    kill -KILL "$pid"
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  set +e
+  [[ -n "$DRIVER_PID" ]] && kill -TERM "$DRIVER_PID" 2>/dev/null && wait "$DRIVER_PID" 2>/dev/null
+  stop "$LAS_PID" "the LAS"
+  stop "$CAS_PID" "the CAS"
+  [[ -f "$WORK/cas.log" ]] && cp "$WORK/cas.log" "$CAS_LOG_KEEP"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the programs ------------------------------------------------------------------
+# A program that does nothing, and one that prints its memory when main runs.
+printf 'int main(void) { return 0; }\n' >"$WORK/true.c"
+cat >"$WORK/status.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  char line[256];
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == NULL) return 1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "Vm", 2) == 0 || strncmp(line, "Rss", 3) == 0) fputs(line, stdout);
+  }
+  fclose(f);
+  return 0;
+}
+C
+cc -O2 -o "$WORK/true" "$WORK/true.c"
+cc -O2 -o "$WORK/status" "$WORK/status.c"
+PY_STATUS='import sys
+sys.stdout.write("".join(l for l in open("/proc/self/status") if l.startswith(("Vm", "Rss"))))'
+log "programs: $WORK/true ($(stat -c %s "$WORK/true") bytes), /bin/true, $PYTHON"
+
+# ---- a CAS and a LAS of our own ------------------------------------------------------
+"$CLOISTER" identity create --identity "$WORK/admin" >"$WORK/admin.id"
+# Request logging is on by default; said explicitly, since it is part of what
+# is measured (two lines per attestation) and gives each request's latency.
+printf 'log_requests: true\n' >"$WORK/cas.yaml"
+"${NICE[@]}" "$CAS" --config "$WORK/cas.yaml" --state-dir "$WORK/cas" --api-listen 127.0.0.1:0 \
+  --attest-listen 127.0.0.1:0 --unseal-key-file "$WORK/unseal.key" --ports-file "$WORK/ports.json" \
+  --admin "$(cat "$WORK/admin.id")" </dev/null >"$WORK/cas.out" 2>"$WORK/cas.log" &
+CAS_PID=$!
+for _ in $(seq 100); do
+  [[ -s "$WORK/ports.json" ]] && break
+  kill -0 "$CAS_PID" 2>/dev/null || { log "the CAS exited:"; cat "$WORK/cas.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -s "$WORK/ports.json" ]] || { log "the CAS wrote no ports file within 10 s"; exit 1; }
+API_PORT="$(sed -n 's/.*"api": *\([0-9]*\).*/\1/p' "$WORK/ports.json")"
+ATTEST_PORT="$(sed -n 's/.*"attest": *\([0-9]*\).*/\1/p' "$WORK/ports.json")"
+KEY_HASH="$(sed -n 's/.*"key_hash": *"\([0-9a-fA-F]*\)".*/\1/p' "$WORK/ports.json")"
+[[ -n "$API_PORT" && -n "$ATTEST_PORT" && -n "$KEY_HASH" ]] || { log "cannot read $WORK/ports.json"; exit 1; }
+CLI=(--cas "127.0.0.1:$API_PORT" --cas-key "$KEY_HASH" --identity "$WORK/admin")
+
+"$CLOISTER" cas join-token create "${CLI[@]}" --ttl 10m --out "$WORK/join.token" >/dev/null 2>&1
+"${NICE[@]}" "$LAS" --state-dir "$WORK/las" --cas "127.0.0.1:$API_PORT" --cas-key "$KEY_HASH" \
+  --socket "$WORK/las.sock" --join-token-file "$WORK/join.token" --name bench \
+  </dev/null >"$WORK/las.out" 2>"$WORK/las.log" &
+LAS_PID=$!
+for _ in $(seq 100); do
+  grep -q "listening on" "$WORK/las.out" 2>/dev/null && break
+  kill -0 "$LAS_PID" 2>/dev/null || { log "the LAS exited:"; cat "$WORK/las.log" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q "listening on" "$WORK/las.out" || { log "the LAS did not listen within 10 s"; exit 1; }
+log "CAS pid $CAS_PID (API $API_PORT, attestation $ATTEST_PORT), LAS pid $LAS_PID"
+
+measure() { "$CLOISTER" measure "$1" | awk '{print $1}'; }
+RT="$(measure "$RUNTIME")"
+cat >"$WORK/session.yaml" <<DOC
+name: bench
+services:
+  - name: tiny
+    measurements: [$(measure "$WORK/true"), $RT]
+  - name: bintrue
+    measurements: [$(measure /bin/true), $RT]
+  - name: status
+    measurements: [$(measure "$WORK/status"), $RT]
+  - name: python
+    measurements: [$(measure "$PYTHON"), $RT]
+security:
+  attestation:
+    allowed: [sim]
+    tolerate: [simulation]
+DOC
+"$CLOISTER" session create -f "$WORK/session.yaml" "${CLI[@]}" >/dev/null
+
+# What the runtime negotiates: it sets no groups, so OpenSSL's defaults, as
+# for openssl s_client.
+KEX="$(timeout 10 openssl s_client -connect "127.0.0.1:$ATTEST_PORT" -tls1_3 </dev/null 2>/dev/null |
+  awk -F': ' '/^(Server|Peer) Temp Key/ {print $2; exit}')" || true
+KEX="${KEX:-unknown}"
+
+SUMMARY="$WORK/summary"
+: >"$SUMMARY"
+CONNECT=(--runtime "$RUNTIME" --cas "127.0.0.1:$ATTEST_PORT" --cas-key "$KEY_HASH" --las "$WORK/las.sock"
+  --summary "$SUMMARY")
+RC=0
+# The driver runs in the background so that a signal reaches the trap at once;
+# cleanup stops it.
+drive() {
+  timeout 120 "${NICE[@]}" "$LOAD" "$@" &
+  DRIVER_PID=$!
+  wait "$DRIVER_PID" || RC=1
+  DRIVER_PID=""
+}
+granted() {  # the CAS's count of granted attestations
+  curl -sk "https://127.0.0.1:$API_PORT/metrics" |
+    awk '/^cloister_cas_attestations_total\{/ && /result="granted"/ {n += $NF} END {printf "%d", n}'
+}
+# The CAS's median time of POST /v1/attest between two lines of its log
+# (from the request read to the response written; the handshake is not in it).
+attest_ms() {
+  awk -v from="$1" -v to="$2" 'NR > from && NR <= to && $1 == "cloister-cas:" && $3 == "attest:/v1/attest" {
+      v = $5; sub("ms", "", v); print v + 0 }' "$WORK/cas.log" | sort -g |
+    awk '{a[NR] = $1} END { if (NR == 0) print "-"; else printf "%.2f", a[int((NR + 1) / 2)] }'
+}
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- 1. latency ---------------------------------------------------------------------
+log "latency: $RUNS plain and $RUNS protected starts of each program"
+{
+  echo "| program | starts (plain + protected) | plain min | plain p50 | plain p99 | protected min | protected p50 | protected p99 | added at p50 | added at p99 | failed |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+} >"$WORK/latency.md"
+drive latency --runs "$RUNS" --config bench/tiny --label "tiny C program" "${CONNECT[@]}" -- "$WORK/true" >>"$WORK/latency.md"
+drive latency --runs "$RUNS" --config bench/bintrue --label /bin/true "${CONNECT[@]}" -- /bin/true >>"$WORK/latency.md"
+drive latency --runs "$((RUNS / 3))" --config bench/python --label "python3 -c pass" "${CONNECT[@]}" \
+  -- "$PYTHON" -c pass >>"$WORK/latency.md"
+log "trace: 50 protected starts with CLOISTER_LOG=debug"
+drive trace --runs 50 --config bench/tiny --label "the tiny C program" "${CONNECT[@]}" -- "$WORK/true" >"$WORK/trace.md"
+
+# ---- 3. memory -------------------------------------------------------------------------
+log "memory at main"
+{
+  echo "| program | field of /proc/self/status | plain MiB | protected MiB | added MiB |"
+  echo "|---|---|---:|---:|---:|"
+} >"$WORK/rss.md"
+drive rss --runs 7 --config bench/status --label "tiny C program" "${CONNECT[@]}" -- "$WORK/status" >>"$WORK/rss.md"
+drive rss --runs 7 --config bench/python --label "python3" "${CONNECT[@]}" -- "$PYTHON" -c "$PY_STATUS" >>"$WORK/rss.md"
+
+# ---- 2. attestations per second -----------------------------------------------------------
+{
+  echo "| starts | at once | seconds | starts done | failed | starts/s | p50 ms | p99 ms | machine CPU | CAS CPU | LAS CPU | programs' CPU | driver CPU | other CPU | CAS ms/start | LAS ms/start | program ms/start |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+} >"$WORK/load.md"
+: >"$WORK/counter.md"
+LOAD_ARGS=(--seconds "$LOAD_SECONDS" --cas-pid "$CAS_PID" --las-pid "$LAS_PID" --config bench/tiny "${CONNECT[@]}")
+FIRST_C="${CONCURRENCY%%,*}"
+log "load: plain starts, $FIRST_C at once, $((LOAD_SECONDS / 2)) s (the machine's cost of a start without attestation)"
+drive load --plain --concurrency "$FIRST_C" --seconds "$((LOAD_SECONDS / 2))" --summary "$SUMMARY" \
+  --cas-pid "$CAS_PID" --las-pid "$LAS_PID" -- "$WORK/true" >>"$WORK/load.md"
+for c in ${CONCURRENCY//,/ }; do
+  log "load: protected starts, $c at once, $LOAD_SECONDS s"
+  before="$(granted)"
+  lines_before="$(wc -l <"$WORK/cas.log")"
+  drive load --concurrency "$c" "${LOAD_ARGS[@]}" -- "$WORK/true" >>"$WORK/load.md"
+  after="$(granted)"
+  lines_after="$(wc -l <"$WORK/cas.log")"
+  secs="$(awk -F= -v k="load.protected.$c.seconds" '$1 == k {print $2}' "$SUMMARY")"
+  echo "load.protected.$c.cas_granted=$((after - before))" >>"$SUMMARY"
+  echo "| $c | $before | $after | $((after - before)) | $(awk -v n="$((after - before))" -v s="$secs" 'BEGIN {printf "%.0f", n / s}') | $(attest_ms "$lines_before" "$lines_after") |" >>"$WORK/counter.md"
+done
+CAS_HWM="$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$CAS_PID/status")"
+LAS_HWM="$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$LAS_PID/status")"
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the crypto baseline ---------------------------------------------------------------------
+log "openssl speed -seconds 2 ecdsap256 ecdhp256 ecdhx25519"
+SPEED="$("${NICE[@]}" openssl speed -seconds 2 ecdsap256 ecdhp256 ecdhx25519 2>/dev/null)"
+SIGN="$(awk '/^ *256 bits ecdsa \(nistp256\)/ {print $(NF-1)}' <<<"$SPEED")"
+VERIFY="$(awk '/^ *256 bits ecdsa \(nistp256\)/ {print $NF}' <<<"$SPEED")"
+ECDH_P256="$(awk '/^ *256 bits ecdh \(nistp256\)/ {print $NF}' <<<"$SPEED")"
+ECDH_X25519="$(awk '/^ *253 bits ecdh \(X25519\)/ {print $NF}' <<<"$SPEED")"
+log "key generation rates (start_load keygen)"
+"${NICE[@]}" "$LOAD" keygen --seconds 1 --summary "$SUMMARY" >/dev/null
+KEYGEN_P256="$(awk -F= '$1 == "keygen.p256" {print $2}' "$SUMMARY")"
+KEYGEN_X25519="$(awk -F= '$1 == "keygen.x25519" {print $2}' "$SUMMARY")"
+[[ -n "$SIGN" && -n "$VERIFY" && -n "$ECDH_P256" && -n "$ECDH_X25519" ]] || { log "cannot read openssl speed"; exit 1; }
+CORES="$(nproc)"
+
+log "stopping the LAS and the CAS"
+stop "$LAS_PID" "the LAS"
+LAS_PID=""
+stop "$CAS_PID" "the CAS"
+CAS_PID=""
+
+# ---- report -------------------------------------------------------------------------------------
+val() { awk -F= -v k="$1" '$1 == k {print $2}' "$SUMMARY"; }
+num() { awk -v v="$1" -v d="${2:-2}" 'BEGIN {printf "%.*f", d, v}'; }
+# µs of each operation on one core, and the sums of the derivation. PLAIN is
+# the CPU of one plain start (the program and the driver's spawn), measured in
+# the plain load row.
+PLAIN_MS="$(awk -v p="$(val "load.plain.$FIRST_C.program_ms")" -v d="$(val "load.plain.$FIRST_C.driver_ms")" \
+  'BEGIN {printf "%.3f", p + d}')"
+BOUND="$(awk -v s="$SIGN" -v v="$VERIFY" -v e="$ECDH_P256" -v x="$ECDH_X25519" -v kp="$KEYGEN_P256" \
+  -v kx="$KEYGEN_X25519" -v cores="$CORES" -v kex="$KEX" -v plain="$PLAIN_MS" 'BEGIN {
+    S = 1e6 / s; V = 1e6 / v; E = 1e6 / e; X = 1e6 / x; KP = 1e6 / kp; KX = 1e6 / kx
+    if (kex ~ /X25519/) { kg = KX; kd = X; kname = "X25519" } else { kg = KP; kd = E; kname = "P-256" }
+    cas = S + 3 * V + kg + kd
+    client = KP + S + kg + kd + S + V
+    las = S
+    total = cas + client + las
+    p256 = 4 * S + 4 * V + 3 * KP + 2 * E
+    with_start = total + plain * 1000
+    printf "S=%.1f V=%.1f E=%.1f X=%.1f KP=%.1f KX=%.1f kname=%s cas=%.0f client=%.0f las=%.0f total=%.0f bound=%.0f cas_bound=%.0f p256_total=%.0f p256_bound=%.0f with_start=%.0f with_start_bound=%.0f\n",
+      S, V, E, X, KP, KX, kname, cas, client, las, total, cores * 1e6 / total, cores * 1e6 / cas, p256,
+      cores * 1e6 / p256, with_start, cores * 1e6 / with_start
+  }')"
+b() { tr ' ' '\n' <<<"$BOUND" | awk -F= -v k="$1" '$1 == k {print $2}'; }
+RATE_MAX=0
+RATE_AT=""
+for c in ${CONCURRENCY//,/ }; do
+  r="$(val "load.protected.$c.rate")"
+  if awk -v a="$RATE_MAX" -v b="$r" 'BEGIN {exit !(b > a)}'; then RATE_MAX="$r"; RATE_AT="$c"; fi
+done
+CPU_PER="$(awk -v c="$(val "load.protected.$RATE_AT.cas_ms")" -v l="$(val "load.protected.$RATE_AT.las_ms")" \
+  -v p="$(val "load.protected.$RATE_AT.program_ms")" -v d="$(val "load.protected.$RATE_AT.driver_ms")" \
+  'BEGIN {printf "%.2f", c + l + p + d}')"
+verdict() {  # verdict VALUE LIMIT le|ge
+  awk -v v="$1" -v l="$2" -v op="$3" 'BEGIN {
+    ok = (op == "le") ? (v <= l) : (v >= l); print ok ? "met" : "**missed**" }'
+}
+TRUE_ADDED="$(num "$(val 'latency.tiny C program.added_p50_ms')")"
+BIN_ADDED="$(num "$(val 'latency./bin/true.added_p50_ms')")"
+PY_ADDED="$(num "$(val 'latency.python3 -c pass.added_p50_ms')")"
+LAT_WORST="$(awk -v a="$TRUE_ADDED" -v b="$BIN_ADDED" 'BEGIN {print (a > b ? a : b)}')"
+RSS_ADDED="$(num "$(val 'rss.tiny C program.VmHWM_added_mib')" 1)"
+PY_RSS_ADDED="$(num "$(val 'rss.python3.VmHWM_added_mib')" 1)"
+SHARE="$(awk -v r="$RATE_MAX" -v bd="$(b bound)" 'BEGIN {printf "%.1f", 100 * r / bd}')"
+SHARE_START="$(awk -v r="$RATE_MAX" -v bd="$(b with_start_bound)" 'BEGIN {printf "%.0f", 100 * r / bd}')"
+{
+  echo "## Machine"
+  echo
+  echo "- CPU: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $CORES cores online"
+  echo "- Memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2/1024/1024}' /proc/meminfo); kernel $(uname -r); $(openssl version | cut -d' ' -f1-2); $(cc --version | head -n 1)"
+  echo "- CAS (request log on, state on $(df --output=fstype "$WORK" | tail -n 1)) and LAS (8 threads) on loopback, on the same cores as the programs"
+  echo "- Load average before / after: ${LOAD_BEFORE} / ${LOAD_AFTER}${NICE:+; CAS, LAS, driver and openssl under ${NICE[*]}}"
+  echo
+  echo "## 1. Start-up latency"
+  echo
+  echo "Each start is posix_spawn + waitpid of the program itself, plain and protected in alternation" \
+    "(protected: LD_PRELOAD and the CLOISTER_* variables set by the driver, no \`cloister run\`), after 10 of each" \
+    "not counted. Milliseconds:"
+  echo
+  cat "$WORK/latency.md"
+  echo
+  echo "Where a protected start of the tiny C program goes (\`CLOISTER_LOG=debug\`, the runtime's own clock from" \
+    "its first line, written when glibc is about to call main; medians of each column, so the second is not the" \
+    "difference of the first):"
+  echo
+  cat "$WORK/trace.md"
+  echo
+  echo "## 2. Attestations per second"
+  echo
+  echo "\`start_load load\`: C threads each start the tiny C program, protected, one after the other. CPU in cores" \
+    "(of $CORES), from /proc (10 ms ticks); \"programs' CPU\" is what the started programs used (getrusage of the" \
+    "children); \"other\" is the rest of the machine. The first row starts the same program plain, for comparison."
+  echo
+  cat "$WORK/load.md"
+  echo
+  echo "The CAS's own count, \`cloister_cas_attestations_total{result=\"granted\"}\` from /metrics before and after" \
+    "each run, and its median time for \`POST /v1/attest\` (from the request read to the answer written, from its" \
+    "request log):"
+  echo
+  echo "| at once | granted before | granted after | granted | granted/s | CAS median ms per POST /v1/attest |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  cat "$WORK/counter.md"
+  echo
+  echo "Peak RSS afterwards: CAS ${CAS_HWM}, LAS ${LAS_HWM}."
+  echo
+  echo "### The bound set by the cryptography"
+  echo
+  echo "\`openssl speed -seconds 2 ecdsap256 ecdhp256 ecdhx25519\` (one thread): ECDSA P-256 $(num "$SIGN" 0) signs/s" \
+    "($(b S) µs) and $(num "$VERIFY" 0) verifies/s ($(b V) µs); ECDH P-256 $(num "$ECDH_P256" 0)/s ($(b E) µs);" \
+    "X25519 $(num "$ECDH_X25519" 0)/s ($(b X) µs). Key generation (\`start_load keygen\`, EVP as TLS uses it, one" \
+    "thread): P-256 $(num "$KEYGEN_P256" 0)/s ($(b KP) µs), X25519 $(num "$KEYGEN_X25519" 0)/s ($(b KX) µs). The TLS" \
+    "key exchange the runtime and the CAS negotiate (openssl s_client with the same defaults): ${KEX}."
+  echo
+  echo "| who | public-key operations per attestation | µs |"
+  echo "|---|---|---:|"
+  echo "| CAS | 1 ECDSA sign (TLS CertificateVerify), 3 ECDSA verifies (the client's CertificateVerify, the evidence, the node certificate), 1 $(b kname) key generation + 1 $(b kname) ECDH (key share) | $(b cas) |"
+  echo "| runtime | 1 P-256 key generation (the fresh key), 1 ECDSA sign (its self-signed certificate), 1 $(b kname) key generation + 1 $(b kname) ECDH (key share), 1 ECDSA sign (CertificateVerify), 1 ECDSA verify (the CAS's CertificateVerify) | $(b client) |"
+  echo "| LAS | 1 ECDSA sign (the evidence) | $(b las) |"
+  echo "| all | 4 signs, 4 verifies, 3 key generations, 2 ECDH | **$(b total)** |"
+  echo
+  echo "All three run on the same $CORES cores, so the bound is $CORES × 10⁶ / $(b total) µs =" \
+    "**$(b bound) attestations/s**. The CAS's part alone would allow $(b cas_bound)/s on $CORES cores; with P-256" \
+    "for the key exchange the total is $(b p256_total) µs and the bound $(b p256_bound)/s. Each attestation also" \
+    "starts a process: with the CPU of a plain start added ($(num "$PLAIN_MS") ms, programs' and driver CPU per" \
+    "start in the plain row), the bound is $CORES × 10⁶ / $(b with_start) µs = $(b with_start_bound)/s."
+  echo
+  echo "Measured: $(num "$RATE_MAX" 0) attestations/s at best ($RATE_AT at once), ${SHARE}% of the crypto bound" \
+    "and ${SHARE_START}% of the bound with the process start; ${CPU_PER} ms of CPU per attestation (CAS, LAS," \
+    "program and driver, from the table) against $(b total) µs of public-key operations."
+  echo
+  echo "## 3. Memory"
+  echo
+  echo "The program prints its /proc/self/status when main runs (the protected one after attestation, so" \
+    "VmHWM includes its peak); python3 runs \`-c\` with a line that prints it. Median of 7 starts of each:"
+  echo
+  cat "$WORK/rss.md"
+  echo
+  echo "## Targets"
+  echo
+  echo "| target | measured | result |"
+  echo "|---|---|---|"
+  echo "| added start-up latency at p50 ≤ 10 ms | tiny C program ${TRUE_ADDED} ms, /bin/true ${BIN_ADDED} ms (python3 ${PY_ADDED} ms) | $(verdict "$LAT_WORST" 10 le) |"
+  echo "| attestations/s ≥ 50% of the crypto bound ($(b bound)/s) | $(num "$RATE_MAX" 0)/s: ${SHARE}% (${SHARE_START}% of the bound with a process start, $(b with_start_bound)/s) | $(verdict "$SHARE" 50 ge) |"
+  echo "| added memory ≤ 16 MiB | VmHWM +${RSS_ADDED} MiB (tiny C program), +${PY_RSS_ADDED} MiB (python3) | $(verdict "$RSS_ADDED" 16 le) |"
+} >"$OUT"
+cat "$OUT"
+log "report also written to $OUT; the CAS's log to $CAS_LOG_KEEP"
+((RC == 0)) || log "a start failed (see above)"
+exit "$RC"
