@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/clock.h"  // Rfc3339, for the messages about validity
 #include "cloister/status.h"
 
 namespace cloister::las {
@@ -36,8 +37,6 @@ StatusOr<CertificateValidity> ValidityOf(const std::string& certificate_pem);
 StatusOr<NodeCertificate> CheckNodeCertificate(const std::string& certificate_pem, const std::string& node_id,
                                                const std::string& ca_certificate_pem, const std::string& what);
 
-// "2025-01-31T12:00:00Z".
-std::string Rfc3339(int64_t unix_seconds);
 
 // When to renew (docs/protocol.md, section 4: when less than half of the
 // certificate's validity is left) and when to look again.
