@@ -11,10 +11,19 @@ cd "$CLOISTER_ROOT"
 
 cloister_install "${CLOISTER_BUILD_DEPS[@]}" "${CLOISTER_TEST_DEPS[@]}"
 start=$(date +%s)
+phase_start=$start
+# Prints how long the phase that just ended took, for keeping CI short.
+phase_done() {
+  local now
+  now=$(date +%s)
+  echo "== ($1 took $((now - phase_start)) s)"
+  phase_start=$now
+}
 
 echo "== build and test (RelWithDebInfo)"
 cloister_build build -DCLOISTER_TESTS=ON
 (cd build && ctest --output-on-failure -j 2)
+phase_done "build and test"
 
 echo "== unit tests under ASan + UBSan"
 cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefined \
@@ -22,12 +31,14 @@ cloister_build build-asan -DCLOISTER_TESTS=ON -DCLOISTER_SANITIZE=address,undefi
 (cd build-asan && ctest --output-on-failure -j 2 -L unit)
 # The CAS serving real TLS requests, bad input and slow clients, under ASan.
 (cd build-asan && ctest --output-on-failure -R '^cas_test$')
+phase_done "ASan + UBSan"
 
 echo "== threaded tests under ThreadSanitizer"
 cmake -S "$CLOISTER_ROOT" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOISTER_TESTS=ON \
   -DCLOISTER_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target base_test crypto_test os_test volume_test service_test las_test
 (cd build-tsan && ctest --output-on-failure -R "^(base|crypto|os|volume|service|las)_test$")
+phase_done "ThreadSanitizer"
 
 echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
 # The libraries are instrumented for coverage too (fuzzer-no-link), so the
@@ -54,4 +65,5 @@ mkdir "$corpus/wire"
 ./build-fuzz/las_wire_fuzz "$corpus/wire" -max_len=4096 -max_total_time="${CLOISTER_WIRE_FUZZ_SECONDS:-10}" \
   -print_final_stats=1 2>&1 | tail -3
 
+phase_done "fuzzing"
 echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -73,7 +73,7 @@ StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const crypto::P256Signe
   return body;
 }
 
-StatusOr<SimClaims> VerifySimEvidence(std::span<const uint8_t> evidence) {
+StatusOr<SimClaims> VerifySimEvidence(std::span<const uint8_t> evidence, const NodeKeyFn& node_key) {
   if (evidence.size() > kMaxEvidenceSize) return IntegrityError("evidence larger than " + std::to_string(kMaxEvidenceSize) + " bytes");
   ByteReader r(evidence);
   SimClaims c;
@@ -99,10 +99,12 @@ StatusOr<SimClaims> VerifySimEvidence(std::span<const uint8_t> evidence) {
   if (!r.AtEnd()) return IntegrityError("evidence has trailing bytes");
   c.node_id.assign(node_id.begin(), node_id.end());
   c.node_certificate_pem.assign(cert.begin(), cert.end());
-  auto cert_id = crypto::IdentityOfCertificate(c.node_certificate_pem);
-  if (!cert_id.ok()) return IntegrityError("the node certificate in the evidence does not parse");
-  if (*cert_id != c.node_id) return IntegrityError("node_id does not name the enclosed node certificate's key");
-  Status s = crypto::VerifyP256(c.node_certificate_pem, SignedBytes(evidence.first(body_end)), sig);
+  auto key = node_key ? node_key(c.node_certificate_pem) : crypto::P256Verifier::FromCertificate(c.node_certificate_pem);
+  if (!key.ok() || *key == nullptr) {
+    return IntegrityError("the node certificate in the evidence does not parse or has no P-256 key");
+  }
+  if ((*key)->id() != c.node_id) return IntegrityError("node_id does not name the enclosed node certificate's key");
+  Status s = (*key)->Verify(SignedBytes(evidence.first(body_end)), sig);
   if (!s.ok()) return IntegrityError("the evidence signature does not verify with the node certificate's key");
   return c;
 }

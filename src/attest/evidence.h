@@ -13,6 +13,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -56,10 +58,16 @@ StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const SecretBytes& node
 // when it installed the certificate, that it belongs to the key.
 StatusOr<Bytes> SignSimEvidence(const SimClaims& claims, const crypto::P256Signer& node_key);
 
+// The key of a node certificate (PEM), ready to verify signatures. The
+// default is crypto::P256Verifier::FromCertificate; a CAS, which sees the
+// same certificate at every start of a node, keeps what it parsed.
+using NodeKeyFn =
+    std::function<StatusOr<std::shared_ptr<const crypto::P256Verifier>>(const std::string& certificate_pem)>;
+
 // Parses evidence (bounded by its length fields; trailing bytes refused)
 // and checks its signature against the enclosed node certificate and that
 // node_id names that certificate's key. kIntegrity, with the reason, for
 // anything else. Says nothing about whether the node is trusted.
-StatusOr<SimClaims> VerifySimEvidence(std::span<const uint8_t> evidence);
+StatusOr<SimClaims> VerifySimEvidence(std::span<const uint8_t> evidence, const NodeKeyFn& node_key = nullptr);
 
 }  // namespace cloister::attest

@@ -114,6 +114,62 @@ TEST(EvidenceTest, AnotherNodesCertificateDoesNotCarryTheSignature) {
   EXPECT_NE(got.status().message().find("signature"), std::string::npos);
 }
 
+// A caller that keeps parsed node keys (the CAS) is asked for the key of
+// the enclosed certificate, and what it returns decides: a key that does
+// not match node_id, or that did not make the signature, is refused as if
+// the certificate itself were wrong.
+TEST(EvidenceTest, KeptNodeKeysAreUsedAndChecked) {
+  Node n = MakeNode();
+  Node other = MakeNode();
+  auto ev = SignSimEvidence(ClaimsFor(n), n.id.private_key_pem);
+  ASSERT_TRUE(ev.ok());
+
+  int asked = 0;
+  NodeKeyFn kept = [&](const std::string& pem) {
+    ++asked;
+    EXPECT_EQ(pem, n.id.certificate_pem);
+    return crypto::P256Verifier::FromCertificate(pem);
+  };
+  auto got = VerifySimEvidence(*ev, kept);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(asked, 1);
+
+  NodeKeyFn wrong = [&](const std::string&) { return crypto::P256Verifier::FromCertificate(other.id.certificate_pem); };
+  auto refused = VerifySimEvidence(*ev, wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kIntegrity);
+  EXPECT_NE(refused.status().message().find("node_id"), std::string::npos) << refused.status().message();
+
+  NodeKeyFn failing = [](const std::string&) -> StatusOr<std::shared_ptr<const crypto::P256Verifier>> {
+    return IntegrityError("no key");
+  };
+  EXPECT_EQ(VerifySimEvidence(*ev, failing).status().code(), StatusCode::kIntegrity);
+  NodeKeyFn null_key = [](const std::string&) -> StatusOr<std::shared_ptr<const crypto::P256Verifier>> {
+    return std::shared_ptr<const crypto::P256Verifier>();
+  };
+  EXPECT_EQ(VerifySimEvidence(*ev, null_key).status().code(), StatusCode::kIntegrity);
+}
+
+TEST(EvidenceTest, ParsedKeyVerifiesLikeTheCertificate) {
+  Node n = MakeNode();
+  Bytes data = {1, 2, 3, 4, 5};
+  auto sig = crypto::SignP256(n.id.private_key_pem, data);
+  ASSERT_TRUE(sig.ok());
+  auto key = crypto::P256Verifier::FromCertificate(n.id.certificate_pem);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ((*key)->id(), n.id.id);
+  EXPECT_TRUE((*key)->Verify(data, *sig).ok());
+  EXPECT_TRUE(crypto::VerifyP256(n.id.certificate_pem, data, *sig).ok());
+  Bytes changed = data;
+  changed[0] ^= 1;
+  EXPECT_EQ((*key)->Verify(changed, *sig).code(), StatusCode::kIntegrity);
+  Bytes bad_sig = *sig;
+  bad_sig.back() ^= 1;
+  EXPECT_EQ((*key)->Verify(data, bad_sig).code(), StatusCode::kIntegrity);
+  EXPECT_EQ((*key)->Verify(data, {}).code(), StatusCode::kIntegrity);
+  EXPECT_EQ(crypto::P256Verifier::FromCertificate("not a certificate").status().code(), StatusCode::kIntegrity);
+}
+
 TEST(EvidenceTest, SigningChecksThatKeyCertificateAndIdBelongTogether) {
   Node a = MakeNode(), b = MakeNode();
   SimClaims c = ClaimsFor(a);

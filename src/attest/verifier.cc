@@ -29,7 +29,7 @@ EvidenceCheck CheckStartEvidence(std::span<const uint8_t> evidence, const NodeTr
     out.detail = std::move(detail);
     return out;
   };
-  auto claims = VerifySimEvidence(evidence);
+  auto claims = VerifySimEvidence(evidence, trust.node_key);
   if (!claims.ok()) return refuse(Refusal::kEvidenceInvalid, claims.status().message());
   out.claims = *claims;
   const SimClaims& c = *out.claims;

@@ -50,6 +50,9 @@ struct NodeTrust {
   // every time.
   std::function<StatusOr<crypto::CertificateFacts>(const std::string& certificate_pem, int64_t now_unix)>
       verify_certificate;
+  // Optional: replaces crypto::P256Verifier::FromCertificate when the
+  // evidence's signature is checked (see VerifySimEvidence).
+  NodeKeyFn node_key;
 };
 
 struct EvidenceCheck {

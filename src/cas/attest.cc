@@ -61,7 +61,7 @@ StatusOr<crypto::CertificateFacts> CasService::VerifyNodeCertificate(const std::
   {
     std::lock_guard<std::mutex> l(cert_cache_mu_);
     auto it = cert_cache_.find(key);
-    if (it != cert_cache_.end()) facts = it->second;
+    if (it != cert_cache_.end()) facts = it->second.facts;
   }
   if (!facts) {
     // Validity is checked below against `now`; verify the signature at a
@@ -70,11 +70,25 @@ StatusOr<crypto::CertificateFacts> CasService::VerifyNodeCertificate(const std::
     ASSIGN_OR_RETURN(facts, crypto::VerifyIssuedBy(pem, ca_pem, read.not_before_unix));
     std::lock_guard<std::mutex> l(cert_cache_mu_);
     if (cert_cache_.size() >= 4096) cert_cache_.clear();
-    cert_cache_.emplace(key, *facts);
+    cert_cache_[key].facts = *facts;
   }
   if (now_unix < facts->not_before_unix) return FailedPrecondition("the certificate is not yet valid");
   if (now_unix > facts->not_after_unix) return FailedPrecondition("the certificate expired");
   return *facts;
+}
+
+StatusOr<std::shared_ptr<const crypto::P256Verifier>> CasService::NodeKey(const std::string& pem) {
+  std::string key = HexEncode(crypto::Sha256(AsBytes(pem)));
+  {
+    std::lock_guard<std::mutex> l(cert_cache_mu_);
+    auto it = cert_cache_.find(key);
+    if (it != cert_cache_.end() && it->second.key) return it->second.key;
+  }
+  ASSIGN_OR_RETURN(auto parsed, crypto::P256Verifier::FromCertificate(pem));
+  std::lock_guard<std::mutex> l(cert_cache_mu_);
+  if (cert_cache_.size() >= 4096) cert_cache_.clear();
+  cert_cache_[key].key = parsed;
+  return parsed;
 }
 
 std::shared_ptr<const policy::Policy> CasService::ParsedPolicy(const std::string& hash, const std::string& document) {
@@ -174,6 +188,7 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   trust.verify_certificate = [this, &trust](const std::string& pem, int64_t now_unix) {
     return VerifyNodeCertificate(pem, trust.ca_certificate_pem, now_unix);
   };
+  trust.node_key = [this](const std::string& pem) { return NodeKey(pem); };
   trust.is_revoked = [this](const std::string& id) {
     std::shared_lock<std::shared_mutex> l(nodes_mu_);
     return revoked_.count(id) > 0;

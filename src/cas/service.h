@@ -28,6 +28,7 @@
 #include "cas/store.h"
 #include "cloister/status.h"
 #include "crypto/certificate.h"
+#include "crypto/signature.h"
 #include "policy/policy.h"
 
 namespace cloister::cas {
@@ -224,6 +225,9 @@ class CasService {
   std::shared_ptr<const policy::Policy> ParsedPolicy(const std::string& hash, const std::string& document);
   StatusOr<crypto::CertificateFacts> VerifyNodeCertificate(const std::string& pem, const std::string& ca_pem,
                                                           int64_t now_unix);
+  // The key of a node certificate, parsed once per certificate (it signs
+  // the evidence of every start on that node).
+  StatusOr<std::shared_ptr<const crypto::P256Verifier>> NodeKey(const std::string& pem);
 
   const std::string state_dir_;
   mutable std::mutex seal_mu_;  // guards the seal state and entered shares
@@ -246,9 +250,14 @@ class CasService {
   std::mutex policy_cache_mu_;
   std::map<std::string, std::shared_ptr<const policy::Policy>> policy_cache_;
   std::unique_ptr<AttestationLog> attestation_log_;
-  // Node certificates whose signature was verified, by SHA-256 of the PEM.
+  // What was learnt about a node certificate, by SHA-256 of its PEM: the
+  // facts once the CA's signature on it verified, and its parsed key.
+  struct NodeCertificateEntry {
+    std::optional<crypto::CertificateFacts> facts;
+    std::shared_ptr<const crypto::P256Verifier> key;
+  };
   std::mutex cert_cache_mu_;
-  std::map<std::string, crypto::CertificateFacts> cert_cache_;
+  std::map<std::string, NodeCertificateEntry> cert_cache_;
   mutable std::mutex counts_mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> attest_counts_;
 };

@@ -62,21 +62,36 @@ StatusOr<Bytes> P256Signer::Sign(std::span<const uint8_t> data) const {
   return sig;
 }
 
-Status VerifyP256(const std::string& certificate_pem, std::span<const uint8_t> data,
-                  std::span<const uint8_t> signature) {
+StatusOr<std::shared_ptr<const P256Verifier>> P256Verifier::FromCertificate(const std::string& certificate_pem) {
   OsslPtr<BIO> bio(BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
   OsslPtr<X509> cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   ERR_clear_error();
   if (!cert) return IntegrityError("the certificate is not PEM X.509");
   EVP_PKEY* key = X509_get0_pubkey(cert.get());
   if (key == nullptr || !IsP256(key)) return IntegrityError("the certificate's key is not a P-256 key");
+  std::shared_ptr<P256Verifier> v(new P256Verifier());
+  ASSIGN_OR_RETURN(v->id_, IdentityOfKey(key));
+  if (EVP_PKEY_up_ref(key) != 1) return InternalError("cannot keep the certificate's key");
+  v->key_ = key;
+  return std::shared_ptr<const P256Verifier>(std::move(v));
+}
+
+P256Verifier::~P256Verifier() { EVP_PKEY_free(key_); }
+
+Status P256Verifier::Verify(std::span<const uint8_t> data, std::span<const uint8_t> signature) const {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  int ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1
+  int ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_) == 1
                ? EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size())
                : -1;
   ERR_clear_error();
   if (ok != 1) return IntegrityError("the signature does not verify");
   return Status::Ok();
+}
+
+Status VerifyP256(const std::string& certificate_pem, std::span<const uint8_t> data,
+                  std::span<const uint8_t> signature) {
+  ASSIGN_OR_RETURN(auto verifier, P256Verifier::FromCertificate(certificate_pem));
+  return verifier->Verify(data, signature);
 }
 
 }  // namespace cloister::crypto

@@ -38,6 +38,30 @@ class P256Signer {
   std::string id_;
 };
 
+// The P-256 public key of a certificate, parsed once to verify many
+// signatures (a CAS checks every start's evidence against the same node
+// certificate). Safe to use from several threads at once.
+class P256Verifier {
+ public:
+  // kIntegrity unless `certificate_pem` is a PEM X.509 certificate with a
+  // P-256 key. Nothing else about the certificate is checked.
+  static StatusOr<std::shared_ptr<const P256Verifier>> FromCertificate(const std::string& certificate_pem);
+  ~P256Verifier();
+  P256Verifier(const P256Verifier&) = delete;
+  P256Verifier& operator=(const P256Verifier&) = delete;
+
+  // The identity of the key (hex SHA-256 of the public key, DER SPKI).
+  const std::string& id() const { return id_; }
+  // kIntegrity unless `signature` is a valid ECDSA P-256/SHA-256 signature
+  // (DER) of `data` by this key.
+  Status Verify(std::span<const uint8_t> data, std::span<const uint8_t> signature) const;
+
+ private:
+  P256Verifier() = default;
+  EVP_PKEY* key_ = nullptr;  // owned
+  std::string id_;
+};
+
 // Signs `data` with a P-256 private key (PEM). Other key types are refused.
 StatusOr<Bytes> SignP256(const SecretBytes& private_key_pem, std::span<const uint8_t> data);
 
