@@ -5,7 +5,7 @@
 //   attest_load --cas HOST:PORT --cas-key HEX --config SESSION/SERVICE
 //               --node-dir LAS_STATE_DIR --executable FILE --runtime LIB
 //               [--concurrency C] [--seconds S] [--cas-pid PID] [--summary FILE]
-//               [--label TEXT] [--healthz]
+//               [--label TEXT] [--healthz] [--relay API-HOST:PORT]
 //
 // Each of C threads repeats what the runtime does in a starting program
 // after it has its evidence: a TCP connection to the attestation port, a
@@ -24,6 +24,11 @@
 // and the driver does the client's half of the handshake and nothing more.
 // With --healthz the same connections ask GET /healthz instead: what the
 // handshake and an HTTP exchange cost the CAS without the attestation.
+// With --relay each thread is a LAS worker instead: it keeps one TLS
+// connection to the CAS's API (the node key as client certificate) and
+// posts each start's evidence and fresh public key to /v1/attest/relay
+// (docs/protocol.md section 6); the reply must verify against the pinned
+// key and open with the start's key, as the runtime checks it.
 // Output: a markdown table row on stdout (--label in its first column; the
 // CAS's CPU from /proc); --summary appends "alone.KIND.C.rate=..." lines.
 // Exit status 1 if any request failed or was not answered with 200.
@@ -46,9 +51,13 @@
 #include "attest/evidence.h"
 #include "attest/measure.h"
 #include "base/bytes.h"
+#include <nlohmann/json.hpp>
+
 #include "crypto/signature.h"
+#include "net/http_client.h"
 #include "runtime/cas_client.h"
 #include "runtime/config.h"
+#include "runtime/relayed.h"
 
 namespace cloister::bench {
 namespace {
@@ -58,6 +67,7 @@ constexpr double kEvidenceMaxAge = 20;
 
 struct Options {
   std::string cas, cas_key, config, node_dir, executable, runtime, summary, label = "POST /v1/attest";
+  std::string relay;  // the CAS API address: relayed attestations
   int concurrency = 8;
   double seconds = 10;
   int cas_pid = 0;
@@ -89,6 +99,7 @@ Options Parse(int argc, char** argv) {
     else if (a == "--seconds") o.seconds = std::atof(value().c_str());
     else if (a == "--cas-pid") o.cas_pid = std::atoi(value().c_str());
     else if (a == "--healthz") o.healthz = true;
+    else if (a == "--relay") o.relay = value();
     else if (a == "--help" || a == "-h") {
       std::printf("see the comment at the top of bench/attest_load.cc\n");
       std::exit(0);
@@ -165,7 +176,7 @@ struct Prepared {
   double signed_at = 0;
 };
 
-void Sign(const Signer& signer, const runtime::Settings& settings, bool healthz, Prepared& p) {
+void Sign(const Signer& signer, const runtime::Settings& settings, bool healthz, bool relay, Prepared& p) {
   attest::SimClaims claims;
   claims.report_data = p.identity.report_data;
   claims.executable = signer.executable;
@@ -179,9 +190,37 @@ void Sign(const Signer& signer, const runtime::Settings& settings, bool healthz,
   claims.node_certificate_pem = signer.certificate_pem;
   auto evidence = attest::SignSimEvidence(claims, *signer.key);
   if (!evidence.ok()) Die("signing evidence: " + evidence.status().message());
-  p.request = healthz ? "GET /healthz HTTP/1.1\r\nHost: " + settings.cas.text + "\r\nConnection: close\r\n\r\n"
-                      : runtime::BuildAttestRequest(settings.cas, settings.config_id, *evidence);
+  if (relay) {
+    nlohmann::json body = {{"config_id", settings.config_id},
+                           {"evidence", Base64Encode(*evidence)},
+                           {"key", Base64Encode(p.identity.point)}};
+    p.request = body.dump();
+  } else {
+    p.request = healthz ? "GET /healthz HTTP/1.1\r\nHost: " + settings.cas.text + "\r\nConnection: close\r\n\r\n"
+                        : runtime::BuildAttestRequest(settings.cas, settings.config_id, *evidence);
+  }
   p.signed_at = Now();
+}
+
+net::TlsIdentity node_identity;  // the LAS's key and certificate, for --relay
+std::string relay_address, pin_hex;
+
+// One relayed attestation on `api` (made on first use): the reply must be a
+// grant that verifies and opens as the runtime requires. "" or the error.
+std::string Relay(std::unique_ptr<net::ApiClient>& api, const runtime::Settings& settings, const Prepared& p) {
+  if (!api) {
+    auto made = net::ApiClient::New(relay_address, pin_hex, &node_identity);
+    if (!made.ok()) return made.status().message();
+    api = std::move(*made);
+  }
+  auto response = api->Post("/v1/attest/relay", p.request);
+  if (!response.ok()) return response.status().message();
+  if (response->status != 200) return "HTTP " + std::to_string(response->status);
+  std::span<const uint8_t> reply(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size());
+  auto opened = runtime::OpenRelayedReply(reply, settings, p.identity);
+  if (!opened.ok()) return opened.error();
+  if (opened.value().status != 200) return "refused: HTTP " + std::to_string(opened.value().status);
+  return "";
 }
 
 struct Totals {
@@ -200,7 +239,17 @@ int Main(int argc, char** argv) {
     return it == env.end() ? nullptr : it->second.c_str();
   });
   if (!settings.ok()) Die(settings.error());
+  settings.value().las_socket = "(attest_load)";
 
+  const bool relayed = !o.relay.empty();
+  node_identity.certificate_pem = ReadFile(o.node_dir + "/node.crt");
+  {
+    std::string pem = ReadFile(o.node_dir + "/node.key");
+    node_identity.private_key_pem = SecretBytes(reinterpret_cast<const uint8_t*>(pem.data()), pem.size());
+    std::fill(pem.begin(), pem.end(), '\0');
+  }
+  relay_address = o.relay;
+  pin_hex = o.cas_key;
   Signer signer;
   std::string key_text = ReadFile(o.node_dir + "/node.key");
   SecretBytes key_pem(reinterpret_cast<const uint8_t*>(key_text.data()), key_text.size());
@@ -220,7 +269,7 @@ int Main(int argc, char** argv) {
       if (!identity.ok()) Die(identity.error());
       Prepared p;
       p.identity = std::move(identity.value());
-      Sign(signer, settings.value(), o.healthz, p);
+      Sign(signer, settings.value(), o.healthz, relayed, p);
       thread_keys.push_back(std::move(p));
     }
   }
@@ -235,12 +284,20 @@ int Main(int argc, char** argv) {
     threads.emplace_back([&, t] {
       std::vector<double> mine;
       std::map<std::string, int> failed;
+      std::unique_ptr<net::ApiClient> api;  // --relay: this worker's connection
       auto& mine_keys = keys[static_cast<size_t>(t)];
       for (size_t n = 0; !stop.load(std::memory_order_relaxed); ++n) {
         Prepared& p = mine_keys[n % mine_keys.size()];
-        if (Now() - p.signed_at > kEvidenceMaxAge) Sign(signer, settings.value(), o.healthz, p);
+        if (Now() - p.signed_at > kEvidenceMaxAge) Sign(signer, settings.value(), o.healthz, relayed, p);
         double start = Now();
         std::string error;
+        if (relayed) {
+          error = Relay(api, settings.value(), p);
+          if (!error.empty()) api.reset();
+          if (error.empty()) mine.push_back(Now() - start);
+          else ++failed[error];
+          continue;
+        }
         auto cas = runtime::CasConnection::Begin(settings.value());
         if (!cas.ok()) {
           error = cas.error();
@@ -281,7 +338,8 @@ int Main(int argc, char** argv) {
               per > 0 ? 1000 * static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)) / per : 0);
   if (!o.summary.empty()) {
     std::ofstream s(o.summary, std::ios::app);
-    std::string key = std::string("alone.") + (o.healthz ? "healthz." : "attest.") + std::to_string(o.concurrency);
+    std::string key = std::string("alone.") + (relayed ? "relay." : o.healthz ? "healthz." : "attest.") +
+                      std::to_string(o.concurrency);
     s << key << ".rate=" << rate << "\n" << key << ".cas_ms=" << per << "\n" << key << ".driver_ms=" << driver_per << "\n";
   }
   return failed > 0 || done == 0 ? 1 : 0;

@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "attest/evidence.h"
+#include "attest/relay_reply.h"
+#include "crypto/certificate.h"
+#include "crypto/hpke.h"
 #include "base/bytes.h"
 #include "net/http_client.h"
 
@@ -76,10 +79,39 @@ std::optional<std::string> StringField(const json& j, const char* name, Response
   return it->get<std::string>();
 }
 
+// What a started program receives (docs/protocol.md section 5): holds
+// every secret of the grant, so callers wipe its text after use.
+json GrantJson(const GrantedConfig& g) {
+  json env = json::object();
+  for (const auto& [k, v] : g.environment) {
+    auto b = v.UnsafeBytes();
+    env[k] = std::string(b.begin(), b.end());
+  }
+  json files = json::array();
+  for (const GrantedConfig::File& f : g.files) {
+    files.push_back({{"path", f.path}, {"mode", f.mode}, {"content", Base64Encode(f.content.UnsafeBytes())}});
+  }
+  json volumes = json::array();
+  for (const GrantedConfig::Volume& v : g.volumes) {
+    volumes.push_back({{"name", v.name}, {"path", v.path}, {"key", HexEncode(v.key.UnsafeBytes())}, {"tag", v.tag},
+                       {"update_policy", v.update_policy}});
+  }
+  return {{"evidence", g.evidence}, {"session", g.session}, {"session_hash", g.session_hash},
+          {"service", g.service},   {"command", g.command}, {"environment", env},
+          {"pwd", g.pwd},           {"files", files},       {"volumes", volumes}};
+}
+
+json RefusalJson(const Status& s, const std::string& reason, const std::string& evidence) {
+  json body = {{"error", s.message()}, {"reason", reason}, {"code", std::string(StatusCodeName(s.code()))}};
+  if (!evidence.empty()) body["evidence"] = evidence;
+  return body;
+}
+
 std::string RouteOf(const std::string& path) {
   static const char* kExact[] = {"/healthz",      "/readyz",        "/metrics",         "/v1/cas",
                                  "/v1/init",      "/v1/unseal",     "/v1/sessions",     "/v1/join-tokens",
-                                 "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest"};
+                                 "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest",
+                                 "/v1/attest/relay"};
   for (const char* p : kExact) {
     if (path == p) return p;
   }
@@ -181,6 +213,8 @@ StatusOr<std::unique_ptr<CasServer>> CasServer::New(CasService& service, const n
     srv->set_payload_max_length(2 * policy::kMaxDocumentSize);
     srv->set_tcp_nodelay(true);
   }
+  ASSIGN_OR_RETURN(s->signer_, crypto::P256Signer::New(identity.private_key_pem));
+  ASSIGN_OR_RETURN(s->spki_, crypto::PublicKeyDerOfCertificate(identity.certificate_pem));
   s->Routes();
   return s;
 }
@@ -195,7 +229,7 @@ void CasServer::Routes() {
     BeginRequest(req);
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0 ||
                        req.path.rfind("/v1/attestations/", 0) == 0 || req.path.rfind("/v1/nodes", 0) == 0 ||
-                       req.path == "/v1/join-tokens";
+                       req.path == "/v1/join-tokens" || req.path == "/v1/attest/relay";
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
@@ -466,9 +500,7 @@ void CasServer::Routes() {
   attest_->Get("/v1/cas", cas_info);
   attest_->Post("/v1/attest", [&svc](const Request& req, Response& res) {
     auto refuse = [&res](const Status& s, const std::string& reason, const std::string& evidence) {
-      json body = {{"error", s.message()}, {"reason", reason}, {"code", std::string(StatusCodeName(s.code()))}};
-      if (!evidence.empty()) body["evidence"] = evidence;
-      Reply(res, HttpStatusFor(s.code()), body);
+      Reply(res, HttpStatusFor(s.code()), RefusalJson(s, reason, evidence));
     };
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     auto config = body.is_object() ? body.find("config_id") : body.end();
@@ -490,29 +522,77 @@ void CasServer::Routes() {
     std::copy(key->begin(), key->end(), key_hash.begin());
     AttestResult r = svc.Attest(config->get<std::string>(), *raw, key_hash);
     if (!r.status.ok()) return refuse(r.status, r.reason, r.evidence);
-    const GrantedConfig& g = *r.config;
-    json env = json::object();
-    for (const auto& [k, v] : g.environment) {
-      auto b = v.UnsafeBytes();
-      env[k] = std::string(b.begin(), b.end());
-    }
-    json files = json::array();
-    for (const GrantedConfig::File& f : g.files) {
-      files.push_back({{"path", f.path}, {"mode", f.mode}, {"content", Base64Encode(f.content.UnsafeBytes())}});
-    }
-    json volumes = json::array();
-    for (const GrantedConfig::Volume& v : g.volumes) {
-      volumes.push_back({{"name", v.name}, {"path", v.path}, {"key", HexEncode(v.key.UnsafeBytes())}, {"tag", v.tag},
-                         {"update_policy", v.update_policy}});
-    }
-    json out = {{"evidence", g.evidence}, {"session", g.session}, {"session_hash", g.session_hash},
-                {"service", g.service},   {"command", g.command}, {"environment", env},
-                {"pwd", g.pwd},           {"files", files},       {"volumes", volumes}};
     res.status = 200;
-    std::string text = out.dump();
+    std::string text = GrantJson(*r.config).dump();
     res.set_content(text, "application/json");
     SecureZero(text.data(), text.size());
   });
+
+  // Relayed attestation (docs/protocol.md section 6): a LAS carries a
+  // starting program's evidence and fresh public key over its own
+  // long-lived connection. The evidence proves itself, as on the
+  // attestation port; the caller needs only a TLS identity.
+  api.Post("/v1/attest/relay", [this](const Request& req, Response& res) {
+    std::string reply = RelayedReply(req.body);
+    if (reply.empty()) {
+      return ReplyError(res, InvalidArgument("a relayed attestation needs string fields config_id, evidence "
+                                             "(base64, at most 64 KiB) and key (base64 of a 65-byte P-256 point)"));
+    }
+    res.status = 200;
+    res.set_content(reply, "application/octet-stream");
+  });
+}
+
+std::string CasServer::RelayedReply(const std::string& request_body) {
+  json body = json::parse(request_body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) return "";
+  auto config = body.find("config_id"), evidence = body.find("evidence"), key = body.find("key");
+  if (config == body.end() || !config->is_string() || evidence == body.end() || !evidence->is_string() ||
+      key == body.end() || !key->is_string()) {
+    return "";
+  }
+  auto raw = Base64Decode(evidence->get<std::string>());
+  auto point_bytes = Base64Decode(key->get<std::string>());
+  if (!raw || raw->size() > attest::kMaxEvidenceSize || !point_bytes || point_bytes->size() != relay::kPointSize) {
+    return "";
+  }
+  const std::string config_id = config->get<std::string>();
+  relay::Point point;
+  std::copy(point_bytes->begin(), point_bytes->end(), point.begin());
+  relay::Hash report_data;
+  if (!relay::ReportDataOfPoint(point, &report_data)) return "";
+
+  AttestResult r = service_.Attest(config_id, *raw, report_data);
+  uint16_t status = 200;
+  Bytes payload;
+  if (r.status.ok()) {
+    std::string text = GrantJson(*r.config).dump();
+    std::vector<uint8_t> enc, sealed;
+    hpke::Error e = hpke::Seal(point, AsBytes(relay::kGrantInfo), AsBytes(config_id), AsBytes(text), &enc, &sealed);
+    SecureZero(text.data(), text.size());
+    if (e == hpke::Error::kNone) {
+      payload = std::move(enc);
+      payload.insert(payload.end(), sealed.begin(), sealed.end());
+    } else {
+      // The evidence was bound to this point, so the LAS signed for a key
+      // that is not one: nothing can be sealed to it.
+      r.status = InvalidArgument(std::string("cannot seal the grant to the program's key: ") + hpke::ErrorText(e));
+      r.reason = "bad-request";
+    }
+  }
+  if (!r.status.ok()) {
+    status = static_cast<uint16_t>(HttpStatusFor(r.status.code()));
+    std::string text = RefusalJson(r.status, r.reason, r.evidence).dump();
+    payload.assign(text.begin(), text.end());
+  }
+  std::vector<uint8_t> unsigned_reply = relay::EncodeUnsigned(status, spki_, payload);
+  auto signature = signer_->Sign(relay::SignedMessage(report_data, config_id, unsigned_reply));
+  if (!signature.ok()) {
+    std::fprintf(stderr, "cloister-cas: cannot sign a relayed reply: %s\n", signature.status().message().c_str());
+    return "";
+  }
+  std::vector<uint8_t> signed_reply = relay::AppendSignature(std::move(unsigned_reply), *signature);
+  return std::string(signed_reply.begin(), signed_reply.end());
 }
 
 Status CasServer::Start() {

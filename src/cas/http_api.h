@@ -10,6 +10,7 @@
 #include "cas/metrics.h"
 #include "cas/service.h"
 #include "cloister/status.h"
+#include "crypto/signature.h"
 #include "net/tls.h"
 
 namespace httplib {
@@ -42,11 +43,18 @@ class CasServer {
  private:
   CasServer(CasService& service, std::string key_hash, ServerOptions options);
   void Routes();
+  // POST /v1/attest/relay: the reply a LAS carries back to a starting
+  // program (docs/protocol.md section 6), signed with the CAS's key.
+  std::string RelayedReply(const std::string& body);
 
   CasService& service_;
   const std::string key_hash_;
   const ServerOptions options_;
   Metrics metrics_;
+  // The CAS's own key, which signs relayed replies, and its DER SPKI (the
+  // bytes whose SHA-256 clients pin).
+  std::unique_ptr<crypto::P256Signer> signer_;
+  Bytes spki_;
   std::unique_ptr<httplib::SSLServer> api_, attest_;
   std::thread api_thread_, attest_thread_;
   int api_port_ = 0, attest_port_ = 0;

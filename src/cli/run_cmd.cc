@@ -62,11 +62,16 @@ Status Run(const RunArgs& a) {
   if (config.find('/') == std::string::npos) {
     return InvalidArgument("--config (or CLOISTER_CONFIG_ID) must be SESSION/SERVICE");
   }
-  const std::string& cas = a.cas;
   ASSIGN_OR_RETURN(std::string runtime, FindRuntime(a.runtime));
   char resolved[PATH_MAX];
   if (::realpath(runtime.c_str(), resolved) != nullptr) runtime = resolved;
-  ::setenv("CLOISTER_CAS_ADDR", cas.c_str(), 1);
+  // Without --cas the LAS relays the attestation; the host's variable must
+  // not switch the runtime to a direct connection behind the caller's back.
+  if (a.cas.empty()) {
+    ::unsetenv("CLOISTER_CAS_ADDR");
+  } else {
+    ::setenv("CLOISTER_CAS_ADDR", a.cas.c_str(), 1);
+  }
   ::setenv("CLOISTER_CAS_KEY", key.c_str(), 1);
   ::setenv("CLOISTER_LAS_SOCKET", las.c_str(), 1);
   ::setenv("CLOISTER_CONFIG_ID", config.c_str(), 1);
@@ -85,14 +90,16 @@ void RegisterRunCommand(CLI::App& c, int* exit_code) {
   auto args = std::make_shared<RunArgs>();
   // Not CLOISTER_CAS_ADDR: for the other commands it names the client API
   // (8081), and the attestation endpoint is another port.
-  c.add_option("--cas", args->cas, "The CAS attestation endpoint, host:port (its port 18765)")->required();
+  c.add_option("--cas", args->cas,
+               "Attest over the program's own TLS connection to this CAS attestation endpoint, host:port (its port "
+               "18765); without it the LAS relays the attestation to its CAS");
   c.add_option("--cas-key", args->cas_key, "The CAS's key hash, 64 hex (or CLOISTER_CAS_KEY)");
   c.add_option("--las", args->las, "The LAS socket (or CLOISTER_LAS_SOCKET; default /run/cloister/las.sock)");
   c.add_option("--config", args->config, "SESSION/SERVICE to start as (or CLOISTER_CONFIG_ID)");
   c.add_option("--runtime", args->runtime, "The runtime library (default: next to cloister, or CLOISTER_RUNTIME)");
   c.add_option("program", args->program, "-- PROGRAM [ARGS...]: the program; its arguments come from the session")
       ->required();
-  c.footer("Example: cloister run --cas 127.0.0.1:18765 --cas-key HASH --config demo/app -- python3\n"
+  c.footer("Example: cloister run --cas-key HASH --las /run/cloister/las.sock --config demo/app -- python3\n"
            "The program's arguments, environment and working directory come from the session; what is given\n"
            "here is ignored (see docs/runtime.md).");
   c.callback([args, exit_code]() {

@@ -141,6 +141,16 @@ StatusOr<CertificateFacts> ReadCertificate(const std::string& certificate_pem) {
   return FactsOf(cert.get(), std::move(id));
 }
 
+StatusOr<Bytes> PublicKeyDerOfCertificate(const std::string& certificate_pem) {
+  ASSIGN_OR_RETURN(Ptr<X509> cert, ParsePem(certificate_pem));
+  unsigned char* der = nullptr;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &der);
+  if (n <= 0) return InvalidArgument("the certificate has no encodable public key");
+  Bytes out(der, der + n);
+  OPENSSL_free(der);
+  return out;
+}
+
 StatusOr<CertificateFacts> VerifyIssuedBy(const std::string& certificate_pem, const std::string& ca_certificate_pem,
                                           int64_t now_unix) {
   ASSIGN_OR_RETURN(Ptr<X509> cert, ParsePem(certificate_pem));

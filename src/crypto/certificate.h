@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/bytes.h"
 #include "base/secret.h"
 #include "cloister/status.h"
 #include "crypto/identity.h"
@@ -35,6 +36,10 @@ struct CertificateFacts {
 
 // What a PEM certificate says, without judging it.
 StatusOr<CertificateFacts> ReadCertificate(const std::string& certificate_pem);
+
+// The DER SubjectPublicKeyInfo of the certificate's key: the bytes whose
+// SHA-256 is the key's identity (and what clients pin).
+StatusOr<Bytes> PublicKeyDerOfCertificate(const std::string& certificate_pem);
 
 // Checks that `certificate_pem` was signed by the key of `ca_certificate_pem`
 // (kIntegrity otherwise) and that `now_unix` lies within its validity

@@ -36,6 +36,21 @@ Status TransportError(const Status& s) {
 
 }  // namespace
 
+StatusOr<Bytes> RelayToCas(net::ApiClient& client, const std::string& config_id, std::span<const uint8_t> evidence,
+                           const relay::Point& key) {
+  json body = {{"config_id", config_id}, {"evidence", Base64Encode(evidence)}, {"key", Base64Encode(key)}};
+  auto response = client.Post("/v1/attest/relay", body.dump());
+  if (!response.ok()) return TransportError(response.status());
+  if (response->status != 200 || response->content_type != "application/octet-stream") {
+    json error = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+    std::string text = error.is_object() ? StringField(error, "error") : "";
+    return Unavailable("the CAS would not take the relayed attestation (HTTP " + std::to_string(response->status) +
+                       (text.empty() ? ")" : "): " + text));
+  }
+  if (response->body.empty()) return Unavailable("the CAS answered the relayed attestation with an empty reply");
+  return Bytes(response->body.begin(), response->body.end());
+}
+
 bool IsValidNodeName(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (unsigned char c : name) {

@@ -1,10 +1,14 @@
 // The LAS's side of the CAS's node routes (docs/protocol.md, section 4):
-// POST /v1/nodes/join and POST /v1/nodes/renew, over an ApiClient that
+// POST /v1/nodes/join and POST /v1/nodes/renew, and the relay of starting
+// programs' attestations (section 6, POST /v1/attest/relay), over an ApiClient that
 // presents the node key as its TLS client certificate and pins the CAS key.
 #pragma once
 
+#include <span>
 #include <string>
 
+#include "attest/relay_reply.h"
+#include "base/bytes.h"
 #include "base/secret.h"
 #include "cloister/status.h"
 #include "las/node_certificate.h"
@@ -42,6 +46,13 @@ StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& t
 
 // Asks for a fresh certificate for an already joined node.
 StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id);
+
+// Carries a relayed attestation (docs/protocol.md section 6) and returns
+// the CAS's signed reply, whatever it says: checking it is the program's
+// business. Errors name what went wrong on the way (as JoinCas's transport
+// errors, or the CAS's "error" text when it would not take the request).
+StatusOr<Bytes> RelayToCas(net::ApiClient& client, const std::string& config_id, std::span<const uint8_t> evidence,
+                           const relay::Point& key);
 
 // A node name as docs/protocol.md allows: [A-Za-z0-9._-]{1,64}.
 bool IsValidNodeName(const std::string& name);

@@ -21,8 +21,12 @@ Reply Refuse(std::string message) {
 
 }  // namespace
 
-EvidenceService::EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock)
-    : credentials_(credentials), measurer_(measurer), clock_(clock ? std::move(clock) : ClockFn(RealTimeNs)) {}
+EvidenceService::EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock,
+                                 RelayFn relay)
+    : credentials_(credentials),
+      measurer_(measurer),
+      clock_(clock ? std::move(clock) : ClockFn(RealTimeNs)),
+      relay_(std::move(relay)) {}
 
 Reply EvidenceService::Handle(const EvidenceRequest& request, const PeerCredentials& peer) {
   // One certificate for the whole request, even if a renewal swaps it
@@ -40,6 +44,8 @@ Reply EvidenceService::Handle(const EvidenceRequest& request, const PeerCredenti
   if (peer.pid == 0) {
     return Refuse("the calling process is not visible in the LAS's PID namespace");
   }
+  const bool relayed = request.kind == RequestKind::kRelayedAttestation;
+  if (relayed && !relay_) return Refuse("this LAS does not relay attestations to a CAS");
 
   auto measured = measurer_.Measure(peer.pid);
   if (!measured.ok()) return Refuse(measured.status().message());
@@ -68,6 +74,14 @@ Reply EvidenceService::Handle(const EvidenceRequest& request, const PeerCredenti
   if (evidence->size() > kMaxEvidenceBody) {
     r.refusal = "the evidence is too large to send";
     return r;
+  }
+  if (relayed) {
+    auto reply = relay_(request.config_id, *evidence, request.key);
+    if (!reply.ok()) {
+      r.refusal = reply.status().message();
+      return r;
+    }
+    r.cas_reply = std::move(*reply);
   }
   r.granted = true;
   r.evidence = std::move(*evidence);

@@ -25,6 +25,7 @@ struct PeerCredentials {
 struct Reply {
   bool granted = false;
   Bytes evidence;       // when granted
+  Bytes cas_reply;      // when granted a relayed request: the CAS's signed reply
   std::string refusal;  // when not: the message for the caller
   // For the request log: the first hex digits of the executable's
   // measurement (empty if it was not measured) and whether a runtime was.
@@ -44,19 +45,28 @@ class EvidenceService : public RequestHandler {
  public:
   // Nanoseconds since the UNIX epoch; stamped into evidence as issued_at.
   using ClockFn = std::function<int64_t()>;
+  // Carries a relayed request to the CAS (POST /v1/attest/relay) and
+  // returns the CAS's signed reply, or why the CAS could not be asked.
+  // Called from several worker threads at once.
+  using RelayFn = std::function<StatusOr<Bytes>(const std::string& config_id, std::span<const uint8_t> evidence,
+                                                const relay::Point& key)>;
 
   // Both references must outlive the service. `clock` empty: real time.
-  EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock = {});
+  // `relay` empty: relayed requests are refused.
+  EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock = {},
+                  RelayFn relay = {});
 
   // Refuses when the node certificate is not valid now, when the process is
   // gone or cannot be measured; otherwise signs evidence with `peer`'s pid
   // and uid, the process's measurements and the request's report data.
+  // A relayed request's evidence then goes to the CAS, and its reply back.
   Reply Handle(const EvidenceRequest& request, const PeerCredentials& peer) override;
 
  private:
   const NodeCredentials& credentials_;
   ProcessMeasurer& measurer_;
   ClockFn clock_;
+  RelayFn relay_;
 };
 
 }  // namespace cloister::las

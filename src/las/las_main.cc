@@ -161,7 +161,25 @@ int LasMain(int argc, char** argv) {
   NodeCredentials credentials(key->tls.private_key_pem, key->node_id, std::move(cert));
   MeasurementCache cache;
   ProcessMeasurer measurer(cache);
-  EvidenceService service(credentials, measurer);
+  // Relayed attestations go out over one keep-alive connection per worker
+  // thread (an ApiClient belongs to one thread); a connection that failed
+  // is replaced at the next request.
+  auto relay = [&f, &key](const std::string& config_id, std::span<const uint8_t> evidence,
+                          const relay::Point& point) -> StatusOr<Bytes> {
+    thread_local std::unique_ptr<net::ApiClient> client;
+    if (!client) {
+      auto made = net::ApiClient::New(f.cas, f.cas_key, &key->tls);
+      if (!made.ok()) return made.status().WithContext("the LAS cannot relay to the CAS at " + f.cas);
+      client = std::move(*made);
+    }
+    auto reply = RelayToCas(*client, config_id, evidence, point);
+    if (!reply.ok()) {
+      client.reset();
+      return reply.status().WithContext("the LAS could not relay to the CAS at " + f.cas);
+    }
+    return reply;
+  };
+  EvidenceService service(credentials, measurer, {}, relay);
   SocketServerOptions socket_options;
   socket_options.path = f.socket;
   socket_options.threads = f.threads;

@@ -242,39 +242,56 @@ void SocketServer::Serve(int fd) {
   };
 
   // The request, within the read timeout counted from the accept.
-  uint8_t buf[kRequestSize];
-  size_t got = 0;
   const Clock::time_point deadline = start + std::chrono::milliseconds(options_.read_timeout_ms);
-  while (got < sizeof(buf)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      log("dropped: no complete request within " + std::to_string(options_.read_timeout_ms) + " ms");
-      return;
+  auto read_exactly = [&](uint8_t* buf, size_t size) {
+    size_t got = 0;
+    while (got < size) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) {
+        log("dropped: no complete request within " + std::to_string(options_.read_timeout_ms) + " ms");
+        return false;
+      }
+      pollfd p[2] = {{fd, POLLIN, 0}, {wake_read_, POLLIN, 0}};
+      int rc = ::poll(p, 2, static_cast<int>(left));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc < 0 || p[1].revents != 0) return false;  // stopping
+      if (rc == 0) continue;                          // the deadline check above ends it
+      ssize_t n = ::recv(fd, buf + got, size - got, MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        log("dropped: the caller closed the connection before a complete request");
+        return false;
+      }
+      got += static_cast<size_t>(n);
     }
-    pollfd p[2] = {{fd, POLLIN, 0}, {wake_read_, POLLIN, 0}};
-    int rc = ::poll(p, 2, static_cast<int>(left));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc < 0 || p[1].revents != 0) return;  // stopping
-    if (rc == 0) continue;                    // the deadline check above ends it
-    ssize_t n = ::recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) {
-      log("dropped: the caller closed the connection before a complete request");
-      return;
-    }
-    got += static_cast<size_t>(n);
-  }
+    return true;
+  };
+  auto refuse = [&](const std::string& why) {
+    SendAll(fd, EncodeRefusal("bad request: " + why));
+    log("refused (bad request: " + why + ")");
+  };
 
+  uint8_t buf[kRequestSize];
+  if (!read_exactly(buf, sizeof(buf))) return;
   auto request = DecodeRequest(buf);
-  if (!request.ok()) {
-    SendAll(fd, EncodeRefusal("bad request: " + request.status().message()));
-    log("refused (bad request: " + request.status().message() + ")");
-    return;
+  if (!request.ok()) return refuse(request.status().message());
+  if (request->kind == RequestKind::kRelayedAttestation) {
+    Bytes tail(kRelayTailHead);
+    if (!read_exactly(tail.data(), tail.size())) return;
+    auto length = RelayConfigIdLength(tail);
+    if (!length.ok()) return refuse(length.status().message());
+    tail.resize(kRelayTailHead + *length);
+    if (!read_exactly(tail.data() + kRelayTailHead, *length)) return;
+    if (Status s = DecodeRelayTail(tail, &*request); !s.ok()) return refuse(s.message());
   }
   Reply reply = handler_.Handle(*request, peer);
   Bytes response;
   if (reply.granted) {
-    auto encoded = EncodeEvidenceResponse(reply.evidence);
+    // The kind of answer follows the kind of request, whatever the handler
+    // filled in: an empty CAS reply to a relayed request is refused here.
+    auto encoded = request->kind == RequestKind::kRelayedAttestation
+                       ? EncodeRelayedResponse(reply.evidence, reply.cas_reply)
+                       : EncodeEvidenceResponse(reply.evidence);
     if (encoded.ok()) {
       response = std::move(*encoded);
     } else {
@@ -285,7 +302,8 @@ void SocketServer::Serve(int fd) {
   if (!reply.granted) response = EncodeRefusal(reply.refusal);
   bool sent = SendAll(fd, response);
   if (!options_.log_requests) return;
-  std::string what = reply.granted ? "evidence, exe " + reply.executable_prefix +
+  std::string what = reply.granted ? std::string(request->kind == RequestKind::kRelayedAttestation ? "relayed" : "evidence") + ", exe " +
+                                         reply.executable_prefix +
                                          (reply.has_runtime ? ", runtime mapped" : ", no runtime")
                                    : "refused (" + reply.refusal + ")";
   if (!sent) what += ", but the response could not be sent";

@@ -22,6 +22,7 @@
 
 #include "attest/evidence.h"
 #include "attest/measure.h"
+#include "crypto/hpke.h"
 #include "crypto/identity.h"
 #include "las/evidence_service.h"
 #include "las/measure_cache.h"
@@ -401,6 +402,99 @@ TEST(ProcessMeasurerTest, RefusesTwoDifferentRuntimes) {
   auto m = measurer.Measure(static_cast<uint32_t>(::getpid()));
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("more than one runtime library"), std::string::npos) << m.status().message();
+}
+
+// ---- relayed attestation through the real socket (docs/protocol.md section 6) ----
+
+// Stands in for EvidenceService: grants every request with fixed evidence
+// and a fixed CAS reply, and keeps what it was handed.
+class FakeRelayHandler : public RequestHandler {
+ public:
+  Reply Handle(const EvidenceRequest& request, const PeerCredentials& peer) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    last_ = request;
+    last_pid_ = peer.pid;
+    Reply r;
+    r.granted = true;
+    r.evidence = evidence;
+    r.cas_reply = cas_reply;
+    return r;
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  EvidenceRequest last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  uint32_t last_pid() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_pid_;
+  }
+
+  const Bytes evidence = Bytes(200, 0xE5);
+  const Bytes cas_reply = Bytes(333, 0xC3);
+
+ private:
+  std::mutex mu_;
+  int calls_ = 0;
+  EvidenceRequest last_;
+  uint32_t last_pid_ = 0;
+};
+
+TEST_F(SocketServerTest, RelaysTheEvidenceAndTheCasReply) {
+  FakeRelayHandler handler;  // outlives the server
+  SocketServerOptions options;
+  options.path = path_;
+  auto server = SocketServer::Listen(options, handler);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  (*server)->Start();
+
+  hpke::KeyPtr key(EVP_EC_gen("P-256"));
+  ASSERT_TRUE(key);
+  relay::Point point;
+  ASSERT_TRUE(hpke::PublicPoint(key.get(), &point));
+  relay::Hash report_data{};
+  ASSERT_TRUE(relay::ReportDataOfPoint(point, &report_data));
+
+  auto response = Ask(path_, EncodeRelayedRequest(report_data, point, "shop/web"));
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  ASSERT_EQ(response->status, ResponseStatus::kRelayed) << response->message();
+  ByteReader reader(response->body);
+  uint32_t evidence_size = reader.U32();
+  auto evidence = reader.Take(evidence_size);
+  uint32_t reply_size = reader.U32();
+  auto reply = reader.Take(reply_size);
+  ASSERT_TRUE(reader.AtEnd()) << "body of " << response->body.size() << " bytes";
+  EXPECT_EQ(Bytes(evidence.begin(), evidence.end()), handler.evidence);
+  EXPECT_EQ(Bytes(reply.begin(), reply.end()), handler.cas_reply);
+
+  ASSERT_EQ(handler.calls(), 1);
+  EvidenceRequest seen = handler.last();
+  EXPECT_EQ(seen.kind, RequestKind::kRelayedAttestation);
+  EXPECT_EQ(seen.report_data, report_data);
+  EXPECT_EQ(seen.key, point);
+  EXPECT_EQ(seen.config_id, "shop/web");
+  EXPECT_EQ(handler.last_pid(), static_cast<uint32_t>(::getpid()));
+
+  // Report data that is not the hash of the key: refused before the handler.
+  relay::Hash other = report_data;
+  other[5] ^= 0x40;
+  auto refused = Ask(path_, EncodeRelayedRequest(other, point, "shop/web"));
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->status, ResponseStatus::kRefused);
+  EXPECT_NE(refused->message().find("bad request: "), std::string::npos) << refused->message();
+  EXPECT_NE(refused->message().find("report data"), std::string::npos) << refused->message();
+
+  // A config id length out of range: refused without waiting for the rest.
+  Bytes empty_id = EncodeRelayedRequest(report_data, point, "");
+  auto no_id = Ask(path_, empty_id);
+  ASSERT_TRUE(no_id.ok()) << no_id.status().ToString();
+  EXPECT_EQ(no_id->status, ResponseStatus::kRefused);
+  EXPECT_NE(no_id->message().find("config id length 0 is out of range"), std::string::npos) << no_id->message();
+  EXPECT_EQ(handler.calls(), 1);
 }
 
 }  // namespace

@@ -16,6 +16,20 @@ std::array<uint8_t, kRequestSize> EncodeRequest(const attest::Sha256Value& repor
   return out;
 }
 
+Bytes EncodeRelayedRequest(const attest::Sha256Value& report_data, const relay::Point& key,
+                           std::string_view config_id) {
+  Bytes b;
+  PutU32(b, kRequestMagic);
+  PutU16(b, kWireVersion);
+  PutU8(b, static_cast<uint8_t>(RequestKind::kRelayedAttestation));
+  PutU8(b, 0);
+  PutBytes(b, report_data);
+  PutBytes(b, key);
+  PutU16(b, static_cast<uint16_t>(config_id.size()));
+  PutBytes(b, AsBytes(config_id));
+  return b;
+}
+
 StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes) {
   if (bytes.size() != kRequestSize) {
     return InvalidArgument("a request is " + std::to_string(kRequestSize) + " bytes, not " +
@@ -31,13 +45,40 @@ StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes) {
   if (version != kWireVersion) {
     return InvalidArgument("request version " + std::to_string(version) + " is not supported (this LAS speaks 1)");
   }
-  if (kind != static_cast<uint8_t>(RequestKind::kEvidenceForCaller)) {
+  if (kind != static_cast<uint8_t>(RequestKind::kEvidenceForCaller) &&
+      kind != static_cast<uint8_t>(RequestKind::kRelayedAttestation)) {
     return InvalidArgument("request kind " + std::to_string(kind) + " is not supported");
   }
   if (reserved != 0) return InvalidArgument("the reserved byte of the request is not 0");
   EvidenceRequest req;
+  req.kind = static_cast<RequestKind>(kind);
   std::memcpy(req.report_data.data(), report_data.data(), req.report_data.size());
   return req;
+}
+
+StatusOr<size_t> RelayConfigIdLength(std::span<const uint8_t> tail_head) {
+  if (tail_head.size() != kRelayTailHead) return InvalidArgument("a relayed request's tail is cut short");
+  size_t n = static_cast<size_t>(tail_head[kRelayTailHead - 1]) << 8 | tail_head[kRelayTailHead - 2];
+  if (n == 0 || n > kMaxConfigId) {
+    return InvalidArgument("config id length " + std::to_string(n) + " is out of range (1.." +
+                           std::to_string(kMaxConfigId) + ")");
+  }
+  return n;
+}
+
+Status DecodeRelayTail(std::span<const uint8_t> tail, EvidenceRequest* req) {
+  if (tail.size() < kRelayTailHead) return InvalidArgument("a relayed request's tail is cut short");
+  ASSIGN_OR_RETURN(size_t n, RelayConfigIdLength(tail.first(kRelayTailHead)));
+  if (tail.size() != kRelayTailHead + n) return InvalidArgument("a relayed request's config id is cut short");
+  std::memcpy(req->key.data(), tail.data(), req->key.size());
+  if (req->key[0] != 0x04) return InvalidArgument("the key is not an uncompressed P-256 point");
+  req->config_id.assign(reinterpret_cast<const char*>(tail.data() + kRelayTailHead), n);
+  relay::Hash expected;
+  if (!relay::ReportDataOfPoint(req->key, &expected)) return InternalError("cannot hash the key");
+  if (expected != req->report_data) {
+    return InvalidArgument("the report data is not the SHA-256 of the key's SubjectPublicKeyInfo");
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -83,6 +124,20 @@ Bytes EncodeRefusal(std::string_view message) {
   return b;
 }
 
+StatusOr<Bytes> EncodeRelayedResponse(std::span<const uint8_t> evidence, std::span<const uint8_t> cas_reply) {
+  size_t length = 8 + evidence.size() + cas_reply.size();
+  if (evidence.empty() || evidence.size() > kMaxEvidenceBody || cas_reply.empty() || length > kMaxRelayedBody) {
+    return InvalidArgument("a relayed answer of " + std::to_string(evidence.size()) + " bytes of evidence and " +
+                           std::to_string(cas_reply.size()) + " bytes of reply is out of bounds");
+  }
+  Bytes b = Header(ResponseStatus::kRelayed, static_cast<uint32_t>(length));
+  PutU32(b, static_cast<uint32_t>(evidence.size()));
+  PutBytes(b, evidence);
+  PutU32(b, static_cast<uint32_t>(cas_reply.size()));
+  PutBytes(b, cas_reply);
+  return b;
+}
+
 StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes) {
   if (bytes.size() != kResponseHeaderSize) {
     return InvalidArgument("a response header is " + std::to_string(kResponseHeaderSize) + " bytes, not " +
@@ -112,6 +167,12 @@ StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes) {
       h.status = ResponseStatus::kRefused;
       if (length > kMaxMessageBody) {
         return InvalidArgument("message length " + std::to_string(length) + " is out of range");
+      }
+      break;
+    case static_cast<uint8_t>(ResponseStatus::kRelayed):
+      h.status = ResponseStatus::kRelayed;
+      if (length < 10 || length > kMaxRelayedBody) {
+        return InvalidArgument("relayed answer length " + std::to_string(length) + " is out of range");
       }
       break;
     default:

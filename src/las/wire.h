@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "attest/evidence.h"
+#include "attest/relay_reply.h"
 #include "base/bytes.h"
 #include "cloister/status.h"
 
@@ -29,23 +30,49 @@ inline constexpr size_t kResponseHeaderSize = 12;
 // Largest body of each response kind.
 inline constexpr size_t kMaxEvidenceBody = 65536;
 inline constexpr size_t kMaxMessageBody = 1024;
+// A relayed request's tail: the key's point and the config id's length,
+// then the config id.
+inline constexpr size_t kRelayTailHead = relay::kPointSize + 2;
+inline constexpr size_t kMaxConfigId = 512;
+// A relayed answer: the evidence, the CAS's signed reply and their lengths.
+inline constexpr size_t kMaxRelayedBody = 4 + kMaxEvidenceBody + 4 + relay::kMaxPayload + 4096;
 
-// What a request may ask for. Only one kind exists today.
-enum class RequestKind : uint8_t { kEvidenceForCaller = 1 };
+// What a request may ask for: evidence for the caller (section 3), or
+// evidence carried to the CAS with the caller's key and config id, the CAS's
+// signed reply coming back (section 6).
+enum class RequestKind : uint8_t { kEvidenceForCaller = 1, kRelayedAttestation = 2 };
 
-enum class ResponseStatus : uint8_t { kEvidence = 0, kRefused = 1 };
+enum class ResponseStatus : uint8_t { kEvidence = 0, kRefused = 1, kRelayed = 2 };
 
 struct EvidenceRequest {
   RequestKind kind = RequestKind::kEvidenceForCaller;
   attest::Sha256Value report_data{};
+  // kRelayedAttestation only.
+  relay::Point key{};
+  std::string config_id;
 };
 
 // The 40 bytes of a request for evidence carrying `report_data`.
 std::array<uint8_t, kRequestSize> EncodeRequest(const attest::Sha256Value& report_data);
 
-// Decodes a request. `bytes` must be exactly kRequestSize long; the magic,
-// version, kind and reserved byte must be the ones above.
+// A relayed request: the 40-byte header with kind 2, then the key's point,
+// the config id's length (u16) and the config id.
+Bytes EncodeRelayedRequest(const attest::Sha256Value& report_data, const relay::Point& key,
+                           std::string_view config_id);
+
+// Decodes a request's 40-byte header. `bytes` must be exactly kRequestSize
+// long; the magic, version, kind and reserved byte must be the ones above.
+// For kind 2 the tail follows (DecodeRelayTail).
 StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes);
+
+// How many bytes of config id follow a relayed tail's first kRelayTailHead
+// bytes: 1..kMaxConfigId.
+StatusOr<size_t> RelayConfigIdLength(std::span<const uint8_t> tail_head);
+
+// Fills `req`'s key and config id from the whole tail (kRelayTailHead plus
+// the config id) and checks that the report data is the SHA-256 of the
+// key's SPKI, as the CAS will.
+Status DecodeRelayTail(std::span<const uint8_t> tail, EvidenceRequest* req);
 
 // A response carrying evidence. kInvalidArgument if `evidence` is empty or
 // longer than kMaxEvidenceBody (the server then refuses instead).
@@ -54,6 +81,11 @@ StatusOr<Bytes> EncodeEvidenceResponse(std::span<const uint8_t> evidence);
 // A refusal. A message longer than kMaxMessageBody is cut at a UTF-8
 // character boundary, so the body stays valid UTF-8 if the message was.
 Bytes EncodeRefusal(std::string_view message);
+
+// An answer to a relayed request: the evidence the LAS made (u32 length,
+// bytes) and the CAS's signed reply (u32 length, bytes), whose
+// checking is the caller's business. kInvalidArgument beyond the bounds.
+StatusOr<Bytes> EncodeRelayedResponse(std::span<const uint8_t> evidence, std::span<const uint8_t> cas_reply);
 
 struct ResponseHeader {
   ResponseStatus status = ResponseStatus::kRefused;
@@ -67,7 +99,7 @@ StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes);
 
 struct Response {
   ResponseStatus status = ResponseStatus::kRefused;
-  Bytes body;  // evidence, or the refusal message
+  Bytes body;  // evidence, the refusal message, or a relayed answer
   std::string_view message() const {
     return {reinterpret_cast<const char*>(body.data()), body.size()};
   }

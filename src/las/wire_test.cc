@@ -36,7 +36,7 @@ TEST(WireTest, RequestWithBadFieldsIsRefused) {
       {0, 'X', "magic"},      // magic
       {4, 2, "version 2"},    // version low byte
       {5, 1, "version 257"},  // version high byte
-      {6, 2, "kind 2"},       // kind
+      {6, 3, "kind 3"},       // kind
       {6, 0, "kind 0"},
       {7, 1, "reserved"},
   };
@@ -120,7 +120,11 @@ TEST(WireTest, ResponseHeaderWithBadFieldsIsRefused) {
 
   EXPECT_FALSE(DecodeResponseHeader(Header(kRequestMagic, 1, 0, 0, 10)).ok());  // a request's magic
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 2, 0, 0, 10)).ok());
-  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, 10)).ok());
+  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 3, 0, 10)).ok());
+  EXPECT_TRUE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, 10)).ok());
+  EXPECT_TRUE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, kMaxRelayedBody)).ok());
+  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, 9)).ok());
+  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, kMaxRelayedBody + 1)).ok());
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 0, 1, 10)).ok());
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 0, 0, 0)).ok());  // empty evidence
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 0, 0, kMaxEvidenceBody + 1)).ok());
@@ -140,6 +144,223 @@ TEST(WireTest, ResponseBodyMustHaveExactlyTheAnnouncedLength) {
   EXPECT_FALSE(DecodeResponse(truncated).ok());
   EXPECT_FALSE(DecodeResponse(trailing).ok());
   EXPECT_FALSE(DecodeResponse(std::span<const uint8_t>(msg).first(5)).ok());
+}
+
+// ---- relayed attestation (docs/protocol.md section 6) ----
+
+// An uncompressed point as the codec sees it: 0x04 and 64 bytes. The codec
+// does not check that it is on the curve (the CAS does), so any will do.
+relay::Point SomePoint() {
+  relay::Point p;
+  p[0] = 0x04;
+  for (size_t i = 1; i < p.size(); ++i) p[i] = static_cast<uint8_t>(0x30 + i);
+  return p;
+}
+
+attest::Sha256Value ReportDataOf(const relay::Point& point) {
+  relay::Hash h{};
+  EXPECT_TRUE(relay::ReportDataOfPoint(point, &h));
+  return h;
+}
+
+// Decodes `bytes` the way the socket server reads them: the header, the
+// tail's head, then the config id.
+Status DecodeRelayed(std::span<const uint8_t> bytes, EvidenceRequest* out) {
+  if (bytes.size() < kRequestSize + kRelayTailHead) return InvalidArgument("too short for a relayed request");
+  ASSIGN_OR_RETURN(*out, DecodeRequest(bytes.first(kRequestSize)));
+  if (out->kind != RequestKind::kRelayedAttestation) return InvalidArgument("not a relayed request");
+  ASSIGN_OR_RETURN(size_t n, RelayConfigIdLength(bytes.subspan(kRequestSize, kRelayTailHead)));
+  if (bytes.size() != kRequestSize + kRelayTailHead + n) return InvalidArgument("config id length does not match");
+  return DecodeRelayTail(bytes.subspan(kRequestSize), out);
+}
+
+TEST(WireTest, RelayedRequestRoundTrips) {
+  relay::Point point = SomePoint();
+  attest::Sha256Value report_data = ReportDataOf(point);
+  // 300 bytes: both bytes of the little-endian length are non-zero.
+  std::string config_id = "shop/" + std::string(295, 'w');
+  Bytes b = EncodeRelayedRequest(report_data, point, config_id);
+  ASSERT_EQ(b.size(), kRequestSize + kRelayTailHead + config_id.size());
+  const uint8_t head[] = {'C', 'L', 'C', 'Q', 1, 0, 2, 0};
+  EXPECT_EQ(std::memcmp(b.data(), head, sizeof(head)), 0);
+  EXPECT_EQ(std::memcmp(b.data() + 8, report_data.data(), 32), 0);
+  EXPECT_EQ(std::memcmp(b.data() + 40, point.data(), point.size()), 0);
+  EXPECT_EQ(b[105], 0x2C);
+  EXPECT_EQ(b[106], 0x01);
+
+  auto req = DecodeRequest(std::span<const uint8_t>(b).first(kRequestSize));
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(req->kind, RequestKind::kRelayedAttestation);
+  EXPECT_EQ(req->report_data, report_data);
+  auto n = RelayConfigIdLength(std::span<const uint8_t>(b).subspan(kRequestSize, kRelayTailHead));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, config_id.size());
+  Status s = DecodeRelayTail(std::span<const uint8_t>(b).subspan(kRequestSize), &*req);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(req->key, point);
+  EXPECT_EQ(req->config_id, config_id);
+
+  // The shortest and the longest config id.
+  for (size_t len : {size_t{1}, kMaxConfigId}) {
+    std::string id(len, 'c');
+    EvidenceRequest r;
+    Status ok = DecodeRelayed(EncodeRelayedRequest(report_data, point, id), &r);
+    ASSERT_TRUE(ok.ok()) << len << ": " << ok.ToString();
+    EXPECT_EQ(r.config_id, id);
+  }
+}
+
+TEST(WireTest, RelayedRequestForOtherReportDataIsRefused) {
+  relay::Point point = SomePoint();
+  attest::Sha256Value report_data = ReportDataOf(point);
+  report_data[0] ^= 1;
+  EvidenceRequest r;
+  Status s = DecodeRelayed(EncodeRelayedRequest(report_data, point, "shop/web"), &r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("report data is not the SHA-256"), std::string::npos) << s.message();
+
+  // The right report data for another point.
+  relay::Point other = point;
+  other[64] ^= 1;
+  s = DecodeRelayed(EncodeRelayedRequest(ReportDataOf(point), other, "shop/web"), &r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("report data"), std::string::npos) << s.message();
+}
+
+TEST(WireTest, RelayedConfigIdLengthOutOfRangeIsRefused) {
+  relay::Point point = SomePoint();
+  attest::Sha256Value report_data = ReportDataOf(point);
+  for (size_t len : {size_t{0}, kMaxConfigId + 1}) {
+    Bytes b = EncodeRelayedRequest(report_data, point, std::string(len, 'c'));
+    auto n = RelayConfigIdLength(std::span<const uint8_t>(b).subspan(kRequestSize, kRelayTailHead));
+    ASSERT_FALSE(n.ok()) << len;
+    EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(n.status().message().find("config id length " + std::to_string(len) + " is out of range"),
+              std::string::npos)
+        << n.status().message();
+
+    EvidenceRequest r;
+    r.report_data = report_data;
+    Status s = DecodeRelayTail(std::span<const uint8_t>(b).subspan(kRequestSize), &r);
+    ASSERT_FALSE(s.ok()) << len;
+    EXPECT_NE(s.message().find("out of range"), std::string::npos) << s.message();
+  }
+  // The head must be exactly kRelayTailHead bytes.
+  Bytes b = EncodeRelayedRequest(report_data, point, "shop/web");
+  EXPECT_FALSE(RelayConfigIdLength(std::span<const uint8_t>(b).subspan(kRequestSize, kRelayTailHead - 1)).ok());
+  EXPECT_FALSE(RelayConfigIdLength(std::span<const uint8_t>(b).subspan(kRequestSize, kRelayTailHead + 1)).ok());
+}
+
+TEST(WireTest, RelayedKeyThatIsNotAnUncompressedPointIsRefused) {
+  for (uint8_t first : {uint8_t{0x00}, uint8_t{0x02}, uint8_t{0x03}, uint8_t{0x05}}) {
+    relay::Point point = SomePoint();
+    point[0] = first;
+    EvidenceRequest r;
+    // The report data matches the point, so only the form is wrong.
+    Status s = DecodeRelayed(EncodeRelayedRequest(ReportDataOf(point), point, "shop/web"), &r);
+    ASSERT_FALSE(s.ok()) << int{first};
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("not an uncompressed P-256 point"), std::string::npos) << s.message();
+  }
+}
+
+TEST(WireTest, RelayedTailOfWrongLengthIsRefused) {
+  relay::Point point = SomePoint();
+  attest::Sha256Value report_data = ReportDataOf(point);
+  Bytes b = EncodeRelayedRequest(report_data, point, "shop/web");
+  Bytes tail(b.begin() + kRequestSize, b.end());
+
+  EvidenceRequest r;
+  r.report_data = report_data;
+  ASSERT_TRUE(DecodeRelayTail(tail, &r).ok());
+
+  Bytes shorter(tail.begin(), tail.end() - 1);
+  Bytes longer = tail;
+  longer.push_back('x');
+  for (const Bytes& bad : {shorter, longer}) {
+    EvidenceRequest req;
+    req.report_data = report_data;
+    Status s = DecodeRelayTail(bad, &req);
+    ASSERT_FALSE(s.ok()) << bad.size();
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("config id is cut short"), std::string::npos) << s.message();
+  }
+  // Shorter than the tail's head.
+  Status s = DecodeRelayTail(std::span<const uint8_t>(tail).first(kRelayTailHead - 1), &r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("tail is cut short"), std::string::npos) << s.message();
+  EXPECT_FALSE(DecodeRelayTail({}, &r).ok());
+}
+
+TEST(WireTest, RelayedResponseRoundTrips) {
+  Bytes evidence(300, 0xE1);
+  Bytes cas_reply(500, 0xC7);
+  auto enc = EncodeRelayedResponse(evidence, cas_reply);
+  ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+  const uint32_t length = 4 + 300 + 4 + 500;
+  ASSERT_EQ(enc->size(), kResponseHeaderSize + length);
+  const uint8_t head[] = {'C', 'L', 'C', 'R', 1, 0, 2, 0, length & 0xff, length >> 8, 0, 0};
+  EXPECT_EQ(std::memcmp(enc->data(), head, sizeof(head)), 0);
+
+  auto header = DecodeResponseHeader(std::span<const uint8_t>(*enc).first(kResponseHeaderSize));
+  ASSERT_TRUE(header.ok()) << header.status().ToString();
+  EXPECT_EQ(header->status, ResponseStatus::kRelayed);
+  EXPECT_EQ(header->length, length);
+
+  auto r = DecodeResponse(*enc);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, ResponseStatus::kRelayed);
+  // u32 LE evidence length, evidence, u32 LE reply length, reply.
+  ByteReader reader(r->body);
+  EXPECT_EQ(reader.U32(), 300u);
+  auto got_evidence = reader.Take(300);
+  EXPECT_EQ(reader.U32(), 500u);
+  auto got_reply = reader.Take(500);
+  ASSERT_TRUE(reader.AtEnd());
+  EXPECT_EQ(Bytes(got_evidence.begin(), got_evidence.end()), evidence);
+  EXPECT_EQ(Bytes(got_reply.begin(), got_reply.end()), cas_reply);
+  const uint8_t lengths[] = {0x2C, 0x01, 0, 0};
+  EXPECT_EQ(std::memcmp(r->body.data(), lengths, 4), 0);
+  const uint8_t reply_length[] = {0xF4, 0x01, 0, 0};
+  EXPECT_EQ(std::memcmp(r->body.data() + 4 + 300, reply_length, 4), 0);
+
+  // Cut or extended, the whole response is refused.
+  Bytes cut(enc->begin(), enc->end() - 1);
+  Bytes longer = *enc;
+  longer.push_back(0);
+  EXPECT_FALSE(DecodeResponse(cut).ok());
+  EXPECT_FALSE(DecodeResponse(longer).ok());
+}
+
+TEST(WireTest, RelayedResponseOutOfBoundsIsNotEncoded) {
+  Bytes one(1, 1);
+  EXPECT_TRUE(EncodeRelayedResponse(one, one).ok());
+  auto empty_evidence = EncodeRelayedResponse({}, one);
+  ASSERT_FALSE(empty_evidence.ok());
+  EXPECT_EQ(empty_evidence.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(empty_evidence.status().message().find("out of bounds"), std::string::npos);
+  auto empty_reply = EncodeRelayedResponse(one, {});
+  ASSERT_FALSE(empty_reply.ok());
+  EXPECT_NE(empty_reply.status().message().find("out of bounds"), std::string::npos);
+
+  EXPECT_TRUE(EncodeRelayedResponse(Bytes(kMaxEvidenceBody, 1), one).ok());
+  auto big_evidence = EncodeRelayedResponse(Bytes(kMaxEvidenceBody + 1, 1), one);
+  ASSERT_FALSE(big_evidence.ok());
+  EXPECT_NE(big_evidence.status().message().find("out of bounds"), std::string::npos);
+
+  // The largest reply that fits beside the largest evidence, and one more.
+  Bytes evidence(kMaxEvidenceBody, 1);
+  Bytes reply(kMaxRelayedBody - 8 - kMaxEvidenceBody, 2);
+  auto largest = EncodeRelayedResponse(evidence, reply);
+  ASSERT_TRUE(largest.ok()) << largest.status().ToString();
+  auto decoded = DecodeResponse(*largest);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->body.size(), kMaxRelayedBody);
+  reply.push_back(2);
+  auto too_large = EncodeRelayedResponse(evidence, reply);
+  ASSERT_FALSE(too_large.ok());
+  EXPECT_NE(too_large.status().message().find("out of bounds"), std::string::npos);
 }
 
 }  // namespace

@@ -182,15 +182,10 @@ Result<ClientIdentity> CreateClientKey() {
   // uncompressed point. Writing it here, rather than through OpenSSL's
   // encoders, lets the report data go to the LAS before the certificate
   // exists; CertifyClientKey checks that the certificate says the same.
-  static constexpr uint8_t kP256SpkiPrefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
-                                                0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-                                                0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
-  uint8_t spki[sizeof(kP256SpkiPrefix) + 65];
-  std::memcpy(spki, kP256SpkiPrefix, sizeof(kP256SpkiPrefix));
   size_t point_size = 0;
-  if (EVP_PKEY_get_octet_string_param(id.key.get(), OSSL_PKEY_PARAM_PUB_KEY, spki + sizeof(kP256SpkiPrefix), 65,
+  if (EVP_PKEY_get_octet_string_param(id.key.get(), OSSL_PKEY_PARAM_PUB_KEY, id.point.data(), id.point.size(),
                                       &point_size) != 1 ||
-      point_size != 65 || spki[sizeof(kP256SpkiPrefix)] != 0x04 || !Sha256(spki, sizeof(spki), id.report_data.data())) {
+      point_size != id.point.size() || id.point[0] != 0x04 || !relay::ReportDataOfPoint(id.point, &id.report_data)) {
     return Fail("cannot encode the fresh public key");
   }
   return id;

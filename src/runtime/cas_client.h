@@ -45,6 +45,7 @@ struct ClientIdentity {
   std::unique_ptr<EVP_PKEY, OpensslFree> key;
   std::unique_ptr<X509, OpensslFree> certificate;  // self-signed, for the TLS handshake only
   ReportData report_data{};                        // SHA-256 of the public key's DER SubjectPublicKeyInfo
+  relay::Point point{};                            // the public key's uncompressed point
 };
 
 // A fresh P-256 key pair and its report data, without a certificate yet

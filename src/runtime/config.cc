@@ -54,7 +54,7 @@ bool NormalAbsolutePath(const SecretString& p, std::string* out) {
 std::string Word(const SecretString& s) { return PeerText(std::string_view(s.data(), s.size()), 64); }
 
 Failure Malformed(const ReplyContext& ctx, const std::string& what) {
-  std::string m = "the CAS at " + ctx.cas + " sent a malformed grant: " + what;
+  std::string m = CasName(ctx) + " sent a malformed grant: " + what;
   if (!ctx.evidence_type.empty()) m += " (evidence: " + ctx.evidence_type + ")";
   return Fail(m);
 }
@@ -200,7 +200,7 @@ Failure Refusal(int http_status, const Json& doc, const ReplyContext& ctx) {
   std::string type = evidence.empty() ? ctx.evidence_type : Word(evidence);
   std::string error_text = PeerText(std::string_view(error.data(), error.size()));
   std::string explanation = ExplainReason(Word(reason), error_text, ctx);
-  std::string m = "the CAS at " + ctx.cas;
+  std::string m = CasName(ctx);
   if (!explanation.empty()) {
     m += " refused: " + explanation;
   } else {
@@ -209,7 +209,7 @@ Failure Refusal(int http_status, const Json& doc, const ReplyContext& ctx) {
     if (!reason.empty()) m += " (reason: " + Word(reason) + ")";
     // The client API (port 8081) has no /v1/attest; the same variable
     // name is used for it by the CLI, so this mix-up is easy to make.
-    if (http_status == 404 && reason.empty())
+    if (http_status == 404 && reason.empty() && ctx.relayed_by.empty())
       m += " (is CLOISTER_CAS_ADDR the CAS's attestation endpoint, port 18765?)";
   }
   if (!type.empty()) m += " (evidence: " + type + ")";
@@ -217,6 +217,10 @@ Failure Refusal(int http_status, const Json& doc, const ReplyContext& ctx) {
 }
 
 }  // namespace
+
+std::string CasName(const ReplyContext& ctx) {
+  return ctx.relayed_by.empty() ? "the CAS at " + ctx.cas : "the CAS (relayed by the LAS at " + ctx.relayed_by + ")";
+}
 
 Result<CasAddress> ParseCasAddress(std::string_view text) {
   CasAddress a;
@@ -287,10 +291,12 @@ Result<Settings> ReadSettings(const std::function<const char*(const char*)>& get
   s.service = std::string(id.substr(slash + 1));
 
   std::string_view addr = get("CLOISTER_CAS_ADDR");
-  if (addr.empty()) return Fail("CLOISTER_CAS_ADDR is not set (expected host:port of the CAS, e.g. cas:18765)");
-  Result<CasAddress> cas = ParseCasAddress(addr);
-  if (!cas.ok()) return cas.failure();
-  s.cas = std::move(cas.value());
+  s.relayed = addr.empty();
+  if (!s.relayed) {
+    Result<CasAddress> cas = ParseCasAddress(addr);
+    if (!cas.ok()) return cas.failure();
+    s.cas = std::move(cas.value());
+  }
 
   std::string_view key = get("CLOISTER_CAS_KEY");
   if (key.empty()) return Fail("CLOISTER_CAS_KEY is not set (expected the CAS's key hash, 64 hex digits)");

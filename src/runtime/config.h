@@ -45,7 +45,10 @@ struct CasAddress {
 Result<CasAddress> ParseCasAddress(std::string_view text);
 
 struct Settings {
-  CasAddress cas;                     // CLOISTER_CAS_ADDR
+  // Without CLOISTER_CAS_ADDR the LAS relays the attestation (docs/protocol.md
+  // section 6); with it the runtime opens its own TLS connection (section 5).
+  bool relayed = false;
+  CasAddress cas;                     // CLOISTER_CAS_ADDR; empty when relayed
   std::array<uint8_t, 32> cas_key{};  // CLOISTER_CAS_KEY: SHA-256 of the CAS key's SubjectPublicKeyInfo
   std::string las_socket;             // CLOISTER_LAS_SOCKET, or kDefaultLasSocket
   std::string config_id;              // CLOISTER_CONFIG_ID, "SESSION/SERVICE"
@@ -74,7 +77,11 @@ struct ReplyContext {
   std::string config_id;              // CLOISTER_CONFIG_ID
   std::string evidence_type;          // of the evidence sent ("sim"); empty if unknown
   std::span<const uint8_t> evidence;  // the evidence sent, to quote its measurements
+  std::string relayed_by;             // the LAS's socket, when it relayed the reply
 };
+
+// "the CAS at ADDR", or "the CAS (relayed by the LAS at SOCKET)".
+std::string CasName(const ReplyContext& ctx);
 
 // Turns the CAS's HTTP status and body into a Grant (status 200 with a
 // well-formed grant for ctx.config_id) or a Failure saying why the start

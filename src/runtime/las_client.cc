@@ -21,6 +21,7 @@ constexpr uint32_t kResponseMagic = 0x52434c43;  // "CLCR"
 constexpr uint32_t kEvidenceMagic = 0x56454c43;  // "CLEV"
 constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKindEvidenceForCaller = 1;
+constexpr uint8_t kKindRelayedAttestation = 2;
 
 // Offsets in Cloister evidence (docs/protocol.md section 2).
 constexpr size_t kEvidenceTypeOffset = 6;
@@ -86,21 +87,38 @@ std::array<uint8_t, kLasRequestSize> EncodeLasRequest(const ReportData& report_d
   return r;
 }
 
+std::vector<uint8_t> EncodeRelayedLasRequest(const ReportData& report_data, const relay::Point& key,
+                                             std::string_view config_id) {
+  auto head = EncodeLasRequest(report_data);
+  head[6] = kKindRelayedAttestation;
+  std::vector<uint8_t> r(kLasRequestSize + key.size() + 2 + config_id.size());
+  uint8_t* p = r.data();
+  std::memcpy(p, head.data(), head.size());
+  std::memcpy(p += head.size(), key.data(), key.size());
+  p += key.size();
+  *p++ = static_cast<uint8_t>(config_id.size());
+  *p++ = static_cast<uint8_t>(config_id.size() >> 8);
+  std::memcpy(p, config_id.data(), config_id.size());
+  return r;
+}
+
 Result<LasResponseHeader> ParseLasResponseHeader(std::span<const uint8_t, kLasResponseHeaderSize> h) {
   if (U32(h.data()) != kResponseMagic) return Fail("it did not answer with the LAS protocol (bad magic)");
   if (U16(h.data() + 4) != kVersion)
     return Fail("it answered with protocol version " + std::to_string(U16(h.data() + 4)));
   LasResponseHeader r;
   uint8_t status = h[6];
-  if (status > 1) return Fail("it answered with an unknown status " + std::to_string(status));
+  if (status > 2) return Fail("it answered with an unknown status " + std::to_string(status));
   r.refused = status == 1;
+  r.relayed = status == 2;
   r.length = U32(h.data() + 8);
-  uint32_t max = r.refused ? kMaxLasMessage : kMaxLasEvidence;
+  uint32_t max = r.refused ? kMaxLasMessage : r.relayed ? kMaxLasRelayed : kMaxLasEvidence;
+  const char* what = r.refused ? "message" : r.relayed ? "relayed answer" : "evidence";
   if (r.length > max) {
-    return Fail("it announced " + std::to_string(r.length) + " bytes of " + (r.refused ? "message" : "evidence") +
-                " (at most " + std::to_string(max) + ")");
+    return Fail("it announced " + std::to_string(r.length) + " bytes of " + what + " (at most " +
+                std::to_string(max) + ")");
   }
-  if (!r.refused && r.length == 0) return Fail("it sent empty evidence");
+  if (!r.refused && r.length == 0) return Fail(std::string("it sent an empty ") + what);
   return r;
 }
 
@@ -112,6 +130,18 @@ LasRequest::~LasRequest() {
 }
 
 Result<std::unique_ptr<LasRequest>> LasRequest::Send(const std::string& socket_path, const ReportData& report_data) {
+  auto request = EncodeLasRequest(report_data);
+  return Connect(socket_path, report_data, request);
+}
+
+Result<std::unique_ptr<LasRequest>> LasRequest::SendRelayed(const std::string& socket_path,
+                                                            const ReportData& report_data, const relay::Point& key,
+                                                            std::string_view config_id) {
+  return Connect(socket_path, report_data, EncodeRelayedLasRequest(report_data, key, config_id));
+}
+
+Result<std::unique_ptr<LasRequest>> LasRequest::Connect(const std::string& socket_path, const ReportData& report_data,
+                                                        std::span<const uint8_t> request) {
   std::string at = "the LAS at " + socket_path;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -135,14 +165,13 @@ Result<std::unique_ptr<LasRequest>> LasRequest::Send(const std::string& socket_p
     }
     if (e != 0 && e != EISCONN) return Fail(at + " is unreachable: " + ErrnoText(e) + " (is cloister-las running?)");
   }
-  auto request = EncodeLasRequest(report_data);
   if (int e = WriteFull(fd, request.data(), request.size(), r->deadline_); e != 0) {
     return Fail(at + " did not take the request: " + ErrnoText(e));
   }
   return r;
 }
 
-Result<std::vector<uint8_t>> LasRequest::Receive() {
+Result<Done> LasRequest::ReadAnswer(bool relayed, std::vector<uint8_t>* body) {
   std::string at = "the LAS at " + socket_path_;
   std::array<uint8_t, kLasResponseHeaderSize> header{};
   if (int e = ReadFull(fd_, header.data(), header.size(), deadline_); e != 0) {
@@ -150,23 +179,56 @@ Result<std::vector<uint8_t>> LasRequest::Receive() {
   }
   Result<LasResponseHeader> h = ParseLasResponseHeader(header);
   if (!h.ok()) return Fail(at + " is not usable: " + h.error());
-  std::vector<uint8_t> body(h.value().length);
-  if (int e = ReadFull(fd_, body.data(), body.size(), deadline_); e != 0) {
+  body->resize(h.value().length);
+  if (int e = ReadFull(fd_, body->data(), body->size(), deadline_); e != 0) {
     return Fail(at + " did not send its whole answer: " + ErrnoText(e));
   }
   ::close(fd_);
   fd_ = -1;
   if (h.value().refused) {
-    std::string_view message(reinterpret_cast<const char*>(body.data()), body.size());
+    std::string_view message(reinterpret_cast<const char*>(body->data()), body->size());
     return Fail(at + " refused: " + (message.empty() ? std::string("no reason given") : PeerText(message)));
   }
-  if (body.size() < kMeasurementsEnd || U32(body.data()) != kEvidenceMagic) {
+  if (h.value().relayed != relayed) {
+    return Fail(at + (relayed ? " answered with bare evidence, not a relayed reply (does it relay?)"
+                              : " answered with a relayed reply to a request for evidence"));
+  }
+  return Done{};
+}
+
+Result<Done> LasRequest::CheckEvidence(std::span<const uint8_t> evidence) const {
+  std::string at = "the LAS at " + socket_path_;
+  if (evidence.size() < kMeasurementsEnd || U32(evidence.data()) != kEvidenceMagic) {
     return Fail(at + " sent something that is not Cloister evidence");
   }
-  if (std::memcmp(body.data() + kReportDataOffset, report_data_.data(), report_data_.size()) != 0) {
+  if (std::memcmp(evidence.data() + kReportDataOffset, report_data_.data(), report_data_.size()) != 0) {
     return Fail(at + " sent evidence for other report data than this process asked for");
   }
+  return Done{};
+}
+
+Result<std::vector<uint8_t>> LasRequest::Receive() {
+  std::vector<uint8_t> body;
+  if (Result<Done> read = ReadAnswer(/*relayed=*/false, &body); !read.ok()) return read.failure();
+  if (Result<Done> checked = CheckEvidence(body); !checked.ok()) return checked.failure();
   return body;
+}
+
+Result<RelayedAnswer> LasRequest::ReceiveRelayed() {
+  std::vector<uint8_t> body;
+  if (Result<Done> read = ReadAnswer(/*relayed=*/true, &body); !read.ok()) return read.failure();
+  // u32 evidence length, evidence, u32 reply length, reply: nothing else.
+  auto malformed = Fail("the LAS at " + socket_path_ + " sent a malformed relayed answer");
+  if (body.size() < 4) return malformed;
+  size_t evidence_size = U32(body.data());
+  if (evidence_size > kMaxLasEvidence || body.size() - 4 < evidence_size + 4) return malformed;
+  size_t reply_size = U32(body.data() + 4 + evidence_size);
+  if (body.size() != 8 + evidence_size + reply_size) return malformed;
+  RelayedAnswer a;
+  a.evidence.assign(body.begin() + 4, body.begin() + 4 + static_cast<ptrdiff_t>(evidence_size));
+  a.cas_reply.assign(body.begin() + 8 + static_cast<ptrdiff_t>(evidence_size), body.end());
+  if (Result<Done> checked = CheckEvidence(a.evidence); !checked.ok()) return checked.failure();
+  return a;
 }
 
 Result<std::vector<uint8_t>> RequestEvidence(const std::string& socket_path, const ReportData& report_data) {

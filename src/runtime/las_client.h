@@ -13,8 +13,10 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "attest/relay_reply.h"
 #include "runtime/io.h"
 #include "runtime/result.h"
 
@@ -24,6 +26,8 @@ inline constexpr size_t kLasRequestSize = 40;
 inline constexpr size_t kLasResponseHeaderSize = 12;
 inline constexpr uint32_t kMaxLasEvidence = 65536;
 inline constexpr uint32_t kMaxLasMessage = 1024;
+// A relayed answer: evidence and the CAS's reply with their lengths.
+inline constexpr uint32_t kMaxLasRelayed = 4 + kMaxLasEvidence + 4 + relay::kMaxPayload + 4096;
 // The whole exchange with the LAS, connect included.
 inline constexpr int kLasTimeoutMs = 5000;
 
@@ -31,9 +35,22 @@ using ReportData = std::array<uint8_t, 32>;
 
 std::array<uint8_t, kLasRequestSize> EncodeLasRequest(const ReportData& report_data);
 
+// A relayed request (docs/protocol.md section 6): the 40-byte request with
+// kind 2, the fresh key's point, the config id's length (u16) and the
+// config id.
+std::vector<uint8_t> EncodeRelayedLasRequest(const ReportData& report_data, const relay::Point& key,
+                                             std::string_view config_id);
+
 struct LasResponseHeader {
   bool refused = false;  // status 1: a UTF-8 message follows, not evidence
+  bool relayed = false;  // status 2: evidence and the CAS's reply follow
   uint32_t length = 0;   // bytes that follow; within the bound of the status
+};
+
+// What the LAS sends back for a relayed request.
+struct RelayedAnswer {
+  std::vector<uint8_t> evidence;   // checked as Receive checks it
+  std::vector<uint8_t> cas_reply;  // not checked yet: see runtime/relayed.h
 };
 
 // Checks magic, version, status and the length bound of the status.
@@ -49,6 +66,10 @@ class LasRequest {
   // carrying `report_data`. Fails, naming the socket, if the LAS is
   // unreachable or does not take the request.
   static Result<std::unique_ptr<LasRequest>> Send(const std::string& socket_path, const ReportData& report_data);
+  // The same for a relayed attestation: the LAS also carries the evidence,
+  // `key` and `config_id` to the CAS and brings back its reply.
+  static Result<std::unique_ptr<LasRequest>> SendRelayed(const std::string& socket_path, const ReportData& report_data,
+                                                         const relay::Point& key, std::string_view config_id);
 
   ~LasRequest();
   LasRequest(const LasRequest&) = delete;
@@ -59,9 +80,17 @@ class LasRequest {
   // checked to be Cloister evidence carrying the report data, so that a
   // confused LAS is reported here rather than as a refusal by the CAS.
   Result<std::vector<uint8_t>> Receive();
+  // After SendRelayed: the evidence, checked as above, and the CAS's reply.
+  Result<RelayedAnswer> ReceiveRelayed();
 
  private:
   LasRequest(std::string socket_path, const ReportData& report_data, int fd);
+  static Result<std::unique_ptr<LasRequest>> Connect(const std::string& socket_path, const ReportData& report_data,
+                                                     std::span<const uint8_t> request);
+  // Reads the answer; its body in `body`, which must be of the kind asked.
+  Result<Done> ReadAnswer(bool relayed, std::vector<uint8_t>* body);
+  // Checks that `evidence` is Cloister evidence over this request's report data.
+  Result<Done> CheckEvidence(std::span<const uint8_t> evidence) const;
 
   std::string socket_path_;
   ReportData report_data_;

@@ -27,7 +27,11 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/las_client.cc
   ${CLOISTER_RUNTIME_DIR}/log.cc
   ${CLOISTER_RUNTIME_DIR}/paths.cc
-  ${CLOISTER_RUNTIME_DIR}/volumes.cc)
+  ${CLOISTER_RUNTIME_DIR}/relayed.cc
+  ${CLOISTER_RUNTIME_DIR}/volumes.cc
+  # Pure code shared with the CAS, which includes nothing but OpenSSL.
+  ${CLOISTER_RUNTIME_DIR}/../attest/relay_reply.cc
+  ${CLOISTER_RUNTIME_DIR}/../crypto/hpke.cc)
 target_include_directories(cloister_runtime_core PUBLIC ${CLOISTER_RUNTIME_DIR}/.. ${OPENSSL_INCLUDE_DIR})
 set_target_properties(cloister_runtime_core PROPERTIES
   POSITION_INDEPENDENT_CODE ON
@@ -73,7 +77,7 @@ if(NOT CLOISTER_SANITIZE)
 endif()
 
 if(CLOISTER_TESTS)
-  add_executable(runtime_test ${CLOISTER_RUNTIME_DIR}/runtime_test.cc)
+  add_executable(runtime_test ${CLOISTER_RUNTIME_DIR}/runtime_test.cc ${CLOISTER_RUNTIME_DIR}/relayed_test.cc)
   target_link_libraries(runtime_test PRIVATE cloister_runtime_core OpenSSL::SSL OpenSSL::Crypto
     GTest::gtest GTest::gtest_main)
   add_test(NAME runtime_test COMMAND runtime_test)

@@ -378,6 +378,14 @@ TEST(SettingsTest, ReadsTheEnvironment) {
   ASSERT_TRUE(s.ok()) << s.error();
   EXPECT_EQ(s.value().las_socket, "/var/run/las.sock");
   EXPECT_TRUE(s.value().debug);
+  EXPECT_FALSE(s.value().relayed);
+
+  // Without an address the LAS relays; everything else is still required.
+  env.erase("CLOISTER_CAS_ADDR");
+  s = Read(env);
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_TRUE(s.value().relayed);
+  EXPECT_TRUE(s.value().cas.text.empty());
 }
 
 TEST(SettingsTest, NamesTheMissingOrIllFormedVariable) {
@@ -393,7 +401,6 @@ TEST(SettingsTest, NamesTheMissingOrIllFormedVariable) {
                          {"CLOISTER_CONFIG_ID", "shop/"},
                          {"CLOISTER_CONFIG_ID", "shop/we b"},
                          {"CLOISTER_CONFIG_ID", "shop/we\"b"},
-                         {"CLOISTER_CAS_ADDR", nullptr},
                          {"CLOISTER_CAS_ADDR", "cas"},
                          {"CLOISTER_CAS_KEY", nullptr},
                          {"CLOISTER_CAS_KEY", "abcd"},
@@ -674,7 +681,11 @@ TEST(LasTest, RefusesBadResponseHeaders) {
   EXPECT_NE(bad_magic.error().find("magic"), std::string::npos);
   EXPECT_FALSE(ParseLasResponseHeader(Header("HTTP", 1, 0, 10)).ok());
   EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 2, 0, 10)).ok());
-  EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 2, 10)).ok());
+  EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 3, 10)).ok());
+  EXPECT_TRUE(ParseLasResponseHeader(Header("CLCR", 1, 2, 10)).value().relayed);
+  EXPECT_TRUE(ParseLasResponseHeader(Header("CLCR", 1, 2, kMaxLasRelayed)).ok());
+  EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 2, kMaxLasRelayed + 1)).ok());
+  EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 2, 0)).ok());
   EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 0, kMaxLasEvidence + 1)).ok());
   EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 1, kMaxLasMessage + 1)).ok());
   EXPECT_FALSE(ParseLasResponseHeader(Header("CLCR", 1, 0, 0xffffffff)).ok());
@@ -846,6 +857,39 @@ TEST(ClientIdentityTest, ReportDataIsTheHashOfTheCertifiedPublicKey) {
   ASSERT_EQ(EVP_Digest(der, static_cast<size_t>(n), digest, &len, EVP_sha256(), nullptr), 1);
   OPENSSL_free(der);
   EXPECT_EQ(0, std::memcmp(digest, id.value().report_data.data(), 32));
+}
+
+// ---- relayed request to the LAS (docs/protocol.md section 6) ----
+
+TEST(LasTest, RelayedRequestHasTheDocumentedLayout) {
+  ReportData report_data;
+  for (size_t i = 0; i < report_data.size(); ++i) report_data[i] = static_cast<uint8_t>(0x10 + i);
+  relay::Point point;
+  point[0] = 0x04;
+  for (size_t i = 1; i < point.size(); ++i) point[i] = static_cast<uint8_t>(0x80 + i);
+  // 300 bytes: both bytes of the length are non-zero, so their order shows.
+  std::string config_id = "shop/" + std::string(295, 'w');
+
+  std::vector<uint8_t> r = EncodeRelayedLasRequest(report_data, point, config_id);
+  ASSERT_EQ(r.size(), 40u + 65u + 2u + 300u);
+  const uint8_t head[] = {'C', 'L', 'C', 'Q', 1, 0, 2, 0};  // magic, version 1 LE, kind 2, reserved
+  EXPECT_EQ(std::memcmp(r.data(), head, sizeof(head)), 0);
+  EXPECT_EQ(std::memcmp(r.data() + 8, report_data.data(), 32), 0);    // bytes 8..39
+  EXPECT_EQ(std::memcmp(r.data() + 40, point.data(), 65), 0);         // bytes 40..104
+  EXPECT_EQ(r[105], 300 & 0xff);                                      // length, little-endian
+  EXPECT_EQ(r[106], 300 >> 8);
+  EXPECT_EQ(std::string(r.begin() + 107, r.end()), config_id);
+
+  // The header is the plain request's but for the kind.
+  auto plain = EncodeLasRequest(report_data);
+  EXPECT_EQ(std::memcmp(r.data(), plain.data(), 6), 0);
+  EXPECT_EQ(std::memcmp(r.data() + 7, plain.data() + 7, plain.size() - 7), 0);
+
+  std::vector<uint8_t> short_id = EncodeRelayedLasRequest(report_data, point, "a/b");
+  ASSERT_EQ(short_id.size(), 40u + 65u + 2u + 3u);
+  EXPECT_EQ(short_id[105], 3);
+  EXPECT_EQ(short_id[106], 0);
+  EXPECT_EQ(std::string(short_id.begin() + 107, short_id.end()), "a/b");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "runtime/injected_files.h"
 #include "runtime/las_client.h"
 #include "runtime/log.h"
+#include "runtime/relayed.h"
 #include "runtime/volumes.h"
 
 extern char** environ;
@@ -65,6 +66,76 @@ void ProtectMemory() {
   }
 }
 
+// The attestation over the runtime's own TLS connection (docs/protocol.md
+// section 5). The steps overlap where they can: the CAS works on its half
+// of the TLS handshake while the key is made; the LAS measures this
+// process and signs while the certificate is made and the handshake
+// completes. Only the HTTP request needs the evidence. A failure to reach
+// the CAS is reported only after the LAS has had its say (below).
+Result<HttpResponse> AttestDirect(const Settings& settings, std::vector<uint8_t>* evidence_out) {
+  Result<std::unique_ptr<CasConnection>> cas = CasConnection::Begin(settings);
+  if (!cas.ok()) return cas.failure();
+  Result<Done> hello = cas.value()->Hello();
+
+  Result<ClientIdentity> identity = CreateClientKey();
+  if (!identity.ok()) return identity.failure();
+  DebugLog("fresh P-256 key made");
+
+  Result<std::unique_ptr<LasRequest>> las = LasRequest::Send(settings.las_socket, identity.value().report_data);
+  if (!las.ok()) return las.failure();
+  DebugLog("asked the LAS at %s for evidence", settings.las_socket.c_str());
+
+  Result<Done> certified = CertifyClientKey(identity.value());
+  if (!certified.ok()) return certified.failure();
+  DebugLog("self-signed certificate for the key made");
+
+  Result<Done> handshake = hello.ok() ? cas.value()->Handshake(identity.value()) : hello;
+  Result<std::vector<uint8_t>> evidence = las.value()->Receive();
+  // A failure of the LAS is reported first: it is the more basic problem,
+  // and without evidence the CAS could not have granted anything anyway.
+  if (!evidence.ok()) return evidence.failure();
+  *evidence_out = evidence.value();
+  const std::string type = EvidenceTypeName(evidence.value());
+  const std::string evidence_note = " (evidence: " + type + ")";
+  DebugLog("evidence from the LAS: %zu bytes (evidence: %s)", evidence.value().size(), type.c_str());
+  if (!handshake.ok()) return Fail(handshake.error() + evidence_note);
+
+  ProtectMemory();
+  DebugLog("process made non-dumpable, core dumps off");
+
+  std::string request = BuildAttestRequest(settings.cas, settings.config_id, evidence.value());
+  Result<HttpResponse> response = cas.value()->Exchange(request);
+  if (!response.ok()) return Fail(response.error() + evidence_note);
+  return response;
+}
+
+// The attestation relayed by the LAS (docs/protocol.md section 6): one
+// request on the LAS's socket carries the fresh key and the config id; the
+// LAS adds its evidence, asks the CAS over its own long-lived connection
+// and brings back the CAS's signed reply with the grant sealed to the key.
+// No TLS handshake in this process.
+Result<HttpResponse> AttestRelayed(const Settings& settings, std::vector<uint8_t>* evidence_out) {
+  Result<ClientIdentity> identity = CreateClientKey();
+  if (!identity.ok()) return identity.failure();
+  DebugLog("fresh P-256 key made");
+  Result<std::unique_ptr<LasRequest>> las = LasRequest::SendRelayed(
+      settings.las_socket, identity.value().report_data, identity.value().point, settings.config_id);
+  if (!las.ok()) return las.failure();
+  DebugLog("asked the LAS at %s to relay the attestation", settings.las_socket.c_str());
+  Result<RelayedAnswer> answer = las.value()->ReceiveRelayed();
+  if (!answer.ok()) return answer.failure();
+  *evidence_out = std::move(answer.value().evidence);
+  const std::string evidence_note = " (evidence: " + EvidenceTypeName(*evidence_out) + ")";
+  DebugLog("relayed answer: %zu bytes of evidence, %zu bytes from the CAS", evidence_out->size(),
+           answer.value().cas_reply.size());
+  // The LAS has measured this process; the grant is opened only after this.
+  ProtectMemory();
+  DebugLog("process made non-dumpable, core dumps off");
+  Result<HttpResponse> response = OpenRelayedReply(answer.value().cas_reply, settings, identity.value());
+  if (!response.ok()) return Fail(response.error() + evidence_note);
+  return response;
+}
+
 }  // namespace
 
 Launch AttestAndConfigure(int argc, char** argv, char** envp) {
@@ -72,8 +143,8 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   StartDebugLog(read.ok() && read.value().debug);
   if (!read.ok()) FailClosed(read.error());
   const Settings& settings = read.value();
-  DebugLog("attesting as CLOISTER_CONFIG_ID=%s with the LAS at %s and the CAS at %s", settings.config_id.c_str(),
-           settings.las_socket.c_str(), settings.cas.text.c_str());
+  DebugLog("attesting as CLOISTER_CONFIG_ID=%s with the LAS at %s and the CAS %s", settings.config_id.c_str(),
+           settings.las_socket.c_str(), settings.relayed ? "it relays to" : ("at " + settings.cas.text).c_str());
 
   // No configuration file: a host-provided OPENSSL_CONF must not load
   // providers or engines into the runtime. No atexit handler: the
@@ -88,47 +159,15 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
     FailClosed("cannot initialise OpenSSL");
   }
 
-  // The steps overlap where they can: the CAS works on its half of the TLS
-  // handshake while the key is made; the LAS measures this process and
-  // signs while the certificate is made and the handshake completes. Only
-  // the HTTP request needs the evidence. A failure to reach the CAS is
-  // reported only after the LAS has had its say (below).
-  Result<std::unique_ptr<CasConnection>> cas = CasConnection::Begin(settings);
-  if (!cas.ok()) FailClosed(cas.error());
-  Result<Done> hello = cas.value()->Hello();
+  ReplyContext ctx{settings.cas.text, settings.config_id, "", {}, settings.relayed ? settings.las_socket : ""};
+  std::vector<uint8_t> evidence;
+  Result<HttpResponse> response =
+      settings.relayed ? AttestRelayed(settings, &evidence) : AttestDirect(settings, &evidence);
+  ctx.evidence_type = EvidenceTypeName(evidence);
+  ctx.evidence = evidence;
+  if (!response.ok()) FailClosed(response.error());
+  DebugLog("the CAS answered %d (%zu bytes)", response.value().status, response.value().body.size());
 
-  Result<ClientIdentity> identity = CreateClientKey();
-  if (!identity.ok()) FailClosed(identity.error());
-  DebugLog("fresh P-256 key made");
-
-  Result<std::unique_ptr<LasRequest>> las = LasRequest::Send(settings.las_socket, identity.value().report_data);
-  if (!las.ok()) FailClosed(las.error());
-  DebugLog("asked the LAS at %s for evidence", settings.las_socket.c_str());
-
-  Result<Done> certified = CertifyClientKey(identity.value());
-  if (!certified.ok()) FailClosed(certified.error());
-  DebugLog("self-signed certificate for the key made");
-
-  Result<Done> handshake = hello.ok() ? cas.value()->Handshake(identity.value()) : hello;
-  Result<std::vector<uint8_t>> evidence = las.value()->Receive();
-  // A failure of the LAS is reported first: it is the more basic problem,
-  // and without evidence the CAS could not have granted anything anyway.
-  if (!evidence.ok()) FailClosed(evidence.error());
-  const std::string type = EvidenceTypeName(evidence.value());
-  const std::string evidence_note = " (evidence: " + type + ")";
-  DebugLog("evidence from the LAS: %zu bytes (evidence: %s)", evidence.value().size(), type.c_str());
-  if (!handshake.ok()) FailClosed(handshake.error() + evidence_note);
-
-  ProtectMemory();
-  DebugLog("process made non-dumpable, core dumps off");
-
-  std::string request = BuildAttestRequest(settings.cas, settings.config_id, evidence.value());
-  Result<HttpResponse> response = cas.value()->Exchange(request);
-  if (!response.ok()) FailClosed(response.error() + evidence_note);
-  cas.value().reset();  // the connection is done with; closes it
-  DebugLog("the CAS answered HTTP %d (%zu bytes)", response.value().status, response.value().body.size());
-
-  ReplyContext ctx{settings.cas.text, settings.config_id, type, evidence.value()};
   Result<Grant> granted = ParseCasReply(response.value().status, response.value().body, ctx);
   // The raw reply holds every secret of the grant; the parsed copies are
   // all that is needed from here on.
@@ -136,8 +175,9 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   response.value().body.clear();
   if (!granted.ok()) FailClosed(granted.error());
   Grant& grant = granted.value();
+  const std::string evidence_note = " (evidence: " + ctx.evidence_type + ")";
   DebugLog("granted: session %s, service %s, %zu injected files, %zu volumes (evidence: %s)", grant.session.c_str(),
-           grant.service.c_str(), grant.files.size(), grant.volumes.size(), type.c_str());
+           grant.service.c_str(), grant.files.size(), grant.volumes.size(), ctx.evidence_type.c_str());
 
   // Everything that can fail is checked before anything takes effect.
   timespec now{};
@@ -145,7 +185,7 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   size_t file_count = grant.files.size();
   Result<std::unique_ptr<InjectedFiles>> files = InjectedFiles::New(std::move(grant.files), now);
   if (!files.ok()) {
-    FailClosed("the CAS at " + settings.cas.text + " sent a malformed grant: " + files.error() + evidence_note);
+    FailClosed(CasName(ctx) + " sent a malformed grant: " + files.error() + evidence_note);
   }
   std::vector<SecretString> args = BuildArguments(grant.command, argc, argv);
   if (args.empty()) FailClosed("the program would start without any argument (not even its name)");

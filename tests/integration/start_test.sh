@@ -40,6 +40,7 @@ start_cas() {
     --unseal-key-file "$T/$name.unseal" --ports-file "$T/$name.ports" --admin "$ID_A" "$@" \
     >"$T/$name.out" 2>"$T/$name.log" &
   PIDS+=($!)
+  eval "${name}_PID=$!"
   for _ in $(seq 100); do [ -s "$T/$name.ports" ] && break; sleep 0.1; done
   eval "${name}_API=$(json_field '["api"]' <"$T/$name.ports")"
   eval "${name}_ATTEST=$(json_field '["attest"]' <"$T/$name.ports")"
@@ -58,11 +59,14 @@ start_las() {
   for _ in $(seq 100); do grep -q "listening on" "$T/$name.out" 2>/dev/null && break; sleep 0.1; done
 }
 # protected CONFIG PROGRAM [ARGS...]: start a program under the runtime against CAS "main" and LAS "las1";
-# output in $T/out and $T/err, exit status in RC. LAS=, CAS_ADDR=, CAS_PIN= override.
+# output in $T/out and $T/err, exit status in RC. The LAS relays the attestation, unless DIRECT=1 or
+# CAS_ADDR= is set: then the program connects to the CAS's attestation endpoint itself.
+# LAS=, CAS_ADDR=, CAS_PIN= override.
 protected() {
-  local config="$1"
+  local config="$1" direct=()
   shift
-  "$CLOISTER" run --cas "${CAS_ADDR:-127.0.0.1:$main_ATTEST}" --cas-key "${CAS_PIN:-$main_KEY}" \
+  if [ -n "${DIRECT:-}" ] || [ -n "${CAS_ADDR:-}" ]; then direct=(--cas "${CAS_ADDR:-127.0.0.1:$main_ATTEST}"); fi
+  "$CLOISTER" run "${direct[@]}" --cas-key "${CAS_PIN:-$main_KEY}" \
     --las "${LAS:-$T/las1.sock}" --config "$config" --runtime "$RUNTIME" -- "$@" >"$T/out" 2>"$T/err"
   RC=$?
 }
@@ -163,6 +167,12 @@ services:
       LAS: $T/las1.sock
       REPORT: $ID_A
       OUT: $T/evidence.bin
+  - name: replayer
+    measurements: [$1, $RT]
+    command: ["python3", "$T/replay_las.py"]
+    environment:
+      REAL_LAS: $T/las1.sock
+      FAKE_LAS: $T/replay.sock
 secrets:
   - name: db_password
     kind: ascii
@@ -191,6 +201,11 @@ check "granted: CLOISTER_* and LD_PRELOAD are not passed on" bash -c "! grep -E 
 check "granted: the environment is the session's" grep -q "env CONF DB_PASSWORD GREETING" "$T/out"
 check "the injected file was never written to disk" test ! -e "$T/inject/app.conf"
 check "the injected file's directory does not exist on disk" test ! -e "$T/inject"
+
+DIRECT=1 HOST_ONLY=1 protected e2e/py "$PYTHON"
+check "granted over the program's own TLS connection too (--cas)" grep -qx "password-length 32" "$T/out"
+check "... with the session's argv and without the host's environment" bash -c \
+  "grep -qx 'argv from-session' '$T/out' && ! grep -q HOST_ONLY '$T/out'"
 
 protected e2e/reader "$READER"
 check "a C++ program reads the injected file with read, mmap, fopen and ifstream" test "$RC" = 0
@@ -223,12 +238,77 @@ CAS_ADDR="127.0.0.1:$other_ATTEST" protected e2e/py "$PYTHON"
 check "a CAS with another key: refused with status 70" test "$RC" = 70
 check "a CAS with another key: one line saying it is not the pinned one" bash -c \
   "test \$(wc -l <'$T/err') = 1 && grep -qi pinned '$T/err'"
+CAS_PIN="$other_KEY" protected e2e/py "$PYTHON"
+check "relayed: a reply signed by another CAS than the pinned one is refused (70)" test "$RC" = 70
+check "... one line saying the key is not the pinned one" bash -c \
+  "test \$(wc -l <'$T/err') = 1 && grep -q 'not the pinned CAS key' '$T/err'"
 
 start_las las2 other
 check "a second LAS joins the other CAS" grep -q "listening on" "$T/las2.out"
-LAS="$T/las2.sock" protected e2e/py "$PYTHON"
+DIRECT=1 LAS="$T/las2.sock" protected e2e/py "$PYTHON"
 check "evidence from a LAS this CAS never certified: refused (70)" test "$RC" = 70
 check "... the line says the node is not certified" grep -qi "certif" "$T/err"
+LAS="$T/las2.sock" protected e2e/py "$PYTHON"
+check "relayed by a LAS that belongs to another CAS: refused (70), that CAS is not the pinned one" bash -c \
+  "test $RC = 70 && grep -q 'not the pinned CAS key' '$T/err'"
+
+# A LAS that replays: the first relayed answer it passes on is kept, and every later start gets
+# fresh evidence for its own key (asked from the real LAS) with that old CAS reply. It runs as a
+# protected python3 itself, so that the real LAS measures what the session allows.
+cat >"$T/replay_las.py" <<'PY'
+import os, socket, struct
+real, path = os.environ["REAL_LAS"], os.environ["FAKE_LAS"]
+def ask(request):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(real)
+    c.sendall(request)
+    data = b""
+    while True:
+        chunk = c.recv(1 << 20)
+        if not chunk:
+            return data
+        data += chunk
+def read(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(8)
+kept = None
+while True:
+    conn, _ = srv.accept()
+    head = read(conn, 40)
+    tail = read(conn, 67)
+    tail += read(conn, struct.unpack("<H", tail[65:67])[0])
+    if kept is None:
+        answer = ask(head + tail)
+        body = answer[12:]
+        n = struct.unpack("<I", body[:4])[0]
+        kept = body[4 + n:]  # u32 length and the CAS's reply
+        conn.sendall(answer)
+    else:
+        fresh = ask(struct.pack("<IHBB", 0x51434C43, 1, 1, 0) + head[8:40])
+        evidence = fresh[12:]
+        body = struct.pack("<I", len(evidence)) + evidence + kept
+        conn.sendall(struct.pack("<IHBBI", 0x52434C43, 1, 2, 0, len(body)) + body)
+    conn.close()
+PY
+"$CLOISTER" run --cas-key "$main_KEY" --las "$T/las1.sock" --config e2e/replayer --runtime "$RUNTIME" \
+  -- "$PYTHON" 2>"$T/replay.log" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -S "$T/replay.sock" ] && break; sleep 0.1; done
+LAS="$T/replay.sock" protected e2e/py "$PYTHON"
+check "through a replaying LAS: the first start is granted" grep -qx "password-length 32" "$T/out"
+LAS="$T/replay.sock" protected e2e/py "$PYTHON"
+check "a CAS reply replayed to a later start, with fresh evidence: refused (70)" test "$RC" = 70
+check "... one line saying the signature is not for this start" bash -c \
+  "test \$(wc -l <'$T/err') = 1 && grep -q 'does not verify for this start' '$T/err'"
+check "... and the program did not run" bash -c "! grep -q password-length '$T/out'"
 
 # Replay: evidence made for identity A's key, presented over a connection with B's key.
 protected e2e/capture "$PYTHON"
@@ -273,7 +353,9 @@ check "after it is changed back, python3 is granted again" grep -qx "password-le
 
 # ---- many programs starting at once ---------------------------------------------------------
 for i in $(seq 24); do
-  "$CLOISTER" run --cas "127.0.0.1:$main_ATTEST" --cas-key "$main_KEY" --las "$T/las1.sock" --config e2e/py \
+  direct=()
+  [ $((i % 4)) = 0 ] && direct=(--cas "127.0.0.1:$main_ATTEST")  # a quarter over their own TLS connection
+  "$CLOISTER" run "${direct[@]}" --cas-key "$main_KEY" --las "$T/las1.sock" --config e2e/py \
     --runtime "$RUNTIME" -- "$PYTHON" >"$T/many.$i" 2>&1 &
 done
 wait_ok=0
@@ -297,6 +379,14 @@ check "another identity may not read the records" bash -c \
 curl -sk "https://127.0.0.1:$main_API/metrics" >"$T/metrics"
 check "/metrics counts granted sim attestations" grep -q 'cloister_cas_attestations_total{evidence="sim",result="granted",reason=""}' "$T/metrics"
 check "/metrics counts refusals by reason" grep -q 'result="refused",reason="measurement-not-allowed"' "$T/metrics"
+
+# ---- the LAS's CAS is down ---------------------------------------------------------------------
+kill "$other_PID" 2>/dev/null
+wait "$other_PID" 2>/dev/null
+LAS="$T/las2.sock" protected e2e/py "$PYTHON"
+check "relayed while the LAS's CAS is down: refused (70), one line" bash -c \
+  "test $RC = 70 && test \$(wc -l <'$T/err') = 1"
+check "... saying the LAS could not relay to the CAS" grep -q "could not relay to the CAS at 127.0.0.1:$other_API" "$T/err"
 
 # ---- revocation takes effect at once ---------------------------------------------------------
 "$CLOISTER" node revoke "$NODE1" --identity "$T/a" >/dev/null
