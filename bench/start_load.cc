@@ -32,8 +32,10 @@
 //   keygen   key generations per second on one thread (openssl speed does
 //            not measure them): P-256 and X25519, over EVP as TLS does.
 //
-// Connection options (all modes but keygen): --runtime LIB --cas HOST:PORT
-// --cas-key HEX --las SOCKET --config SESSION/SERVICE.
+// Connection options (all modes but keygen): --runtime LIB --cas-key HEX
+// --las SOCKET --config SESSION/SERVICE, and --cas HOST:PORT for direct
+// attestation over the program's own TLS connection (without it the LAS
+// relays, docs/protocol.md section 6).
 // --label TEXT names the program in the tables; --summary FILE appends
 // "key=value" lines with the figures (for the script's table of targets).
 //
@@ -143,8 +145,8 @@ Options Parse(int argc, char** argv) {
   if (o.mode != "latency" && o.mode != "trace" && o.mode != "load" && o.mode != "rss") Die("unknown mode " + o.mode);
   if (o.program.empty()) Die("no program after --");
   bool protected_starts = !(o.mode == "load" && o.plain);
-  if (protected_starts && (o.runtime.empty() || o.cas.empty() || o.cas_key.empty() || o.las.empty() || o.config.empty())) {
-    Die("--runtime, --cas, --cas-key, --las and --config are all needed");
+  if (protected_starts && (o.runtime.empty() || o.cas_key.empty() || o.las.empty() || o.config.empty())) {
+    Die("--runtime, --cas-key, --las and --config are all needed (--cas too, for direct attestation)");
   }
   if (o.runs < 1 || o.concurrency < 1 || o.concurrency > 1024) Die("--runs and --concurrency must be at least 1");
   if (o.label.empty()) o.label = o.program[0];
@@ -186,7 +188,7 @@ Env PlainEnv() {
 Env ProtectedEnv(const Options& o, bool debug) {
   Env e = PlainEnv();
   e.strings.push_back("LD_PRELOAD=" + o.runtime);
-  e.strings.push_back("CLOISTER_CAS_ADDR=" + o.cas);
+  if (!o.cas.empty()) e.strings.push_back("CLOISTER_CAS_ADDR=" + o.cas);  // without it the LAS relays
   e.strings.push_back("CLOISTER_CAS_KEY=" + o.cas_key);
   e.strings.push_back("CLOISTER_LAS_SOCKET=" + o.las);
   e.strings.push_back("CLOISTER_CONFIG_ID=" + o.config);

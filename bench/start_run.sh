@@ -238,6 +238,10 @@ log "latency: $RUNS plain and $RUNS protected starts of each program"
 } >"$WORK/latency.md"
 drive latency --runs "$RUNS" --config bench/tiny --label "tiny C program" "${CONNECT[@]}" -- "$WORK/true" >>"$WORK/latency.md"
 drive latency --runs "$RUNS" --config bench/bintrue --label /bin/true "${CONNECT[@]}" -- /bin/true >>"$WORK/latency.md"
+# The relayed attestation (no --cas): the LAS carries it over its kept connection.
+RELAYED=(--runtime "$RUNTIME" --cas-key "$KEY_HASH" --las "$WORK/las.sock" --summary "$SUMMARY")
+drive latency --runs "$RUNS" --config bench/tiny --label "tiny C program, relayed" "${RELAYED[@]}" \
+  -- "$WORK/true" >>"$WORK/latency.md"
 drive latency --runs "$((RUNS / 3))" --config bench/python --label "python3 -c pass" "${CONNECT[@]}" \
   -- "$PYTHON" -c pass >>"$WORK/latency.md"
 log "trace: 50 protected starts with CLOISTER_LOG=debug"
@@ -296,6 +300,10 @@ for c in ${CONCURRENCY//,/ }; do
 done
 log "the CAS alone: the same connections with GET /healthz, $FIRST_C at once"
 alone "${ALONE[@]}" --concurrency "$FIRST_C" --healthz --label "GET /healthz"
+for c in ${CONCURRENCY//,/ }; do
+  log "the CAS alone: relayed attestations over kept connections (as a LAS sends them), $c at once"
+  alone "${ALONE[@]}" --concurrency "$c" --relay "127.0.0.1:$API_PORT" --label "POST /v1/attest/relay"
+done
 
 # What a TLS 1.3 handshake costs OpenSSL's own server (openssl s_server, one
 # thread, no HTTP) with and without asking for a client certificate, driven
@@ -487,7 +495,10 @@ SHARE_START="$(awk -v r="$RATE_MAX" -v bd="$(b with_start_bound)" 'BEGIN {printf
     "client certificate (the runtime's own client code), \`POST /v1/attest\` and the grant. Keys and evidence" \
     "are made before the clock starts (the evidence signed with the LAS's node key, over the measurements of the" \
     "tiny C program and the runtime), so no process starts and the LAS is idle. The last row asks \`GET" \
-    "/healthz\` over the same kind of connection instead. \"CAS alone could do\" is $CORES cores divided by the" \
+    "/healthz\` over the same kind of connection instead. The \`POST /v1/attest/relay\` rows are relayed" \
+    "attestations (docs/protocol.md section 6): each thread keeps one TLS connection with the LAS's node key, as" \
+    "a LAS worker does, and checks and opens every reply as the runtime would." \
+    "\"CAS alone could do\" is $CORES cores divided by the" \
     "CAS's CPU per request: the rate if the CAS had the machine to itself."
   echo
   cat "$WORK/alone.md"

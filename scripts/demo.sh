@@ -108,7 +108,8 @@ cat "$state/session.yaml"
 run "$cloister" session create -f "$state/session.yaml" --identity "$state/admin"
 
 say "Start python3 under the runtime: it attests before main and gets its configuration"
-start() { run "$cloister" run --cas "$attest" --las "$state/las.sock" --config demo/app --runtime "$runtime" -- "$@"; }
+# No --cas: the LAS relays the attestation to its CAS (docs/protocol.md section 6).
+start() { run "$cloister" run --las "$state/las.sock" --config demo/app --runtime "$runtime" -- "$@"; }
 HOST_SECRET=leaked start "$python" -c 'print("the host chose these arguments")'
 echo "(the host asked for -c '...'; the session decided. /etc/demo/app.conf on disk: $(ls /etc/demo/app.conf 2>&1 | sed 's/.*: //'))"
 

@@ -155,7 +155,9 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   // failure messages.
   constexpr uint64_t kOpensslInit = OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT |
                                     OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS;
-  if (OPENSSL_init_crypto(kOpensslInit, nullptr) != 1 || OPENSSL_init_ssl(kOpensslInit, nullptr) != 1) {
+  // libssl only for the direct attestation; a relayed one needs libcrypto.
+  if (OPENSSL_init_crypto(kOpensslInit, nullptr) != 1 ||
+      (!settings.relayed && OPENSSL_init_ssl(kOpensslInit, nullptr) != 1)) {
     FailClosed("cannot initialise OpenSSL");
   }
 
