@@ -1,8 +1,10 @@
 // libFuzzer target on the LAS socket codec (untrusted: any local process
-// may connect and send anything) and on the base64 decoder the CAS applies
+// may connect and send anything), on the relayed reply's parser (the
+// runtime reads what a LAS hands it), and on the base64 decoder the CAS applies
 // to evidence that arrives at its attestation endpoint.
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -12,10 +14,26 @@ using namespace cloister;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);
-  if (auto r = las::DecodeRequest(in); r.ok()) {
-    // A request that decodes encodes back to the same bytes.
-    auto again = las::EncodeRequest(r->report_data);
-    if (size != again.size() || !std::equal(again.begin(), again.end(), data)) __builtin_trap();
+  if (size >= las::kRequestSize) {
+    if (auto r = las::DecodeRequest(in.first(las::kRequestSize)); r.ok()) {
+      // A header that decodes encodes back to the same bytes (a relayed
+      // one differs only in its kind).
+      auto again = las::EncodeRequest(r->report_data);
+      again[6] = static_cast<uint8_t>(r->kind);
+      if (!std::equal(again.begin(), again.end(), data)) __builtin_trap();
+      // A relayed request's tail: what decodes encodes back to the same bytes.
+      if (r->kind == las::RequestKind::kRelayedAttestation &&
+          las::DecodeRelayTail(in.subspan(las::kRequestSize), &*r).ok()) {
+        auto whole = las::EncodeRelayedRequest(r->report_data, r->key, r->config_id);
+        if (whole.size() != size || !std::equal(whole.begin(), whole.end(), data)) __builtin_trap();
+      }
+    }
+  }
+  // The CAS's signed reply, which the runtime parses from what a LAS hands it.
+  relay::Reply reply;
+  std::string error;
+  if (relay::Parse(in, &reply, &error)) {
+    if (reply.unsigned_part.size() + 2 + reply.signature.size() != size) __builtin_trap();
   }
   if (size >= las::kResponseHeaderSize) (void)las::DecodeResponseHeader(in.first(las::kResponseHeaderSize));
   if (auto r = las::DecodeResponse(in); r.ok()) {
