@@ -202,14 +202,13 @@ void Sign(const Signer& signer, const runtime::Settings& settings, bool healthz,
   p.signed_at = Now();
 }
 
-net::TlsIdentity node_identity;  // the LAS's key and certificate, for --relay
-std::string relay_address, pin_hex;
-
-// One relayed attestation on `api` (made on first use): the reply must be a
-// grant that verifies and opens as the runtime requires. "" or the error.
-std::string Relay(std::unique_ptr<net::ApiClient>& api, const runtime::Settings& settings, const Prepared& p) {
+// One relayed attestation on `api` (made on first use, with the LAS's key
+// and certificate `node`): the reply must be a grant that verifies and
+// opens as the runtime requires. "" or the error.
+std::string Relay(std::unique_ptr<net::ApiClient>& api, const Options& o, const net::TlsIdentity& node,
+                  const runtime::Settings& settings, const Prepared& p) {
   if (!api) {
-    auto made = net::ApiClient::New(relay_address, pin_hex, &node_identity);
+    auto made = net::ApiClient::New(o.relay, o.cas_key, &node);
     if (!made.ok()) return made.status().message();
     api = std::move(*made);
   }
@@ -242,23 +241,17 @@ int Main(int argc, char** argv) {
   settings.value().las_socket = "(attest_load)";
 
   const bool relayed = !o.relay.empty();
-  node_identity.certificate_pem = ReadFile(o.node_dir + "/node.crt");
-  {
-    std::string pem = ReadFile(o.node_dir + "/node.key");
-    node_identity.private_key_pem = SecretBytes(reinterpret_cast<const uint8_t*>(pem.data()), pem.size());
-    std::fill(pem.begin(), pem.end(), '\0');
-  }
-  relay_address = o.relay;
-  pin_hex = o.cas_key;
   Signer signer;
+  net::TlsIdentity node;  // --relay: the LAS's key and certificate, as a LAS worker connects
   std::string key_text = ReadFile(o.node_dir + "/node.key");
-  SecretBytes key_pem(reinterpret_cast<const uint8_t*>(key_text.data()), key_text.size());
+  node.private_key_pem = SecretBytes(reinterpret_cast<const uint8_t*>(key_text.data()), key_text.size());
   std::fill(key_text.begin(), key_text.end(), '\0');
-  auto key = crypto::P256Signer::New(key_pem);
+  auto key = crypto::P256Signer::New(node.private_key_pem);
   if (!key.ok()) Die("node.key: " + key.status().message());
   signer.key = std::move(*key);
   signer.node_id = signer.key->id();
   signer.certificate_pem = ReadFile(o.node_dir + "/node.crt");
+  node.certificate_pem = signer.certificate_pem;
   signer.executable = Measurement(o.executable);
   signer.runtime = Measurement(o.runtime);
 
@@ -292,7 +285,7 @@ int Main(int argc, char** argv) {
         double start = Now();
         std::string error;
         if (relayed) {
-          error = Relay(api, settings.value(), p);
+          error = Relay(api, o, node, settings.value(), p);
           if (!error.empty()) api.reset();
           if (error.empty()) mine.push_back(Now() - start);
           else ++failed[error];

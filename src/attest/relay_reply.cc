@@ -1,12 +1,12 @@
 #include "attest/relay_reply.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include <cstring>
 #include <memory>
+
+#include "crypto/hpke.h"
 
 namespace cloister::relay {
 namespace {
@@ -63,27 +63,10 @@ class Reader {
   size_t pos_ = 0;
 };
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+struct MdCtxFree {
   void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
 };
 
-// A P-256 public key from its uncompressed point, without OpenSSL 3.0's
-// generic DER decoders (a tenth of a millisecond each). OpenSSL checks that
-// the point is on the curve.
-std::unique_ptr<EVP_PKEY, PkeyFree> KeyOfPoint(std::span<const uint8_t> point) {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) return nullptr;
-  char group[] = "prime256v1";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()), point.size()),
-      OSSL_PARAM_construct_end()};
-  EVP_PKEY* key = nullptr;
-  if (EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params) != 1) return nullptr;
-  return std::unique_ptr<EVP_PKEY, PkeyFree>(key);
-}
 
 }  // namespace
 
@@ -200,8 +183,10 @@ bool Verify(const Reply& reply, const Hash& pin, const Hash& report_data, std::s
     *error = "the CAS key is not a P-256 key";
     return false;
   }
-  auto key = KeyOfPoint(reply.cas_spki.subspan(kP256SpkiPrefix.size()));
-  std::unique_ptr<EVP_MD_CTX, PkeyFree> md(EVP_MD_CTX_new());
+  // Built from the point, without OpenSSL 3.0's generic DER decoders (a
+  // tenth of a millisecond each).
+  hpke::KeyPtr key = hpke::PublicKeyFromPoint(reply.cas_spki.subspan(kP256SpkiPrefix.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> md(EVP_MD_CTX_new());
   if (!key || !md || EVP_DigestVerifyInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1) {
     *error = "cannot set up the check of the CAS's signature";
     return false;

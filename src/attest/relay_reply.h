@@ -8,9 +8,9 @@
 // is refused; a grant is sealed with HPKE (RFC 9180) to the program's fresh
 // key, so only the process that holds that key reads it.
 //
-// Pure code that includes nothing of the project but OpenSSL: the CAS
-// builds replies with it and the runtime (built from its own sources)
-// checks them with the same functions.
+// Pure code that needs nothing of the project but OpenSSL and
+// crypto/hpke (which is as pure): the CAS builds replies with it and the
+// runtime (built from its own sources) checks them with the same functions.
 #pragma once
 
 #include <array>

@@ -533,34 +533,34 @@ void CasServer::Routes() {
   // long-lived connection. The evidence proves itself, as on the
   // attestation port; the caller needs only a TLS identity.
   api.Post("/v1/attest/relay", [this](const Request& req, Response& res) {
-    std::string reply = RelayedReply(req.body);
+    std::vector<uint8_t> reply = RelayedReply(req.body);
     if (reply.empty()) {
       return ReplyError(res, InvalidArgument("a relayed attestation needs string fields config_id, evidence "
                                              "(base64, at most 64 KiB) and key (base64 of a 65-byte P-256 point)"));
     }
     res.status = 200;
-    res.set_content(reply, "application/octet-stream");
+    res.set_content(reinterpret_cast<const char*>(reply.data()), reply.size(), "application/octet-stream");
   });
 }
 
-std::string CasServer::RelayedReply(const std::string& request_body) {
+std::vector<uint8_t> CasServer::RelayedReply(const std::string& request_body) {
   json body = json::parse(request_body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) return "";
+  if (!body.is_object()) return {};
   auto config = body.find("config_id"), evidence = body.find("evidence"), key = body.find("key");
   if (config == body.end() || !config->is_string() || evidence == body.end() || !evidence->is_string() ||
       key == body.end() || !key->is_string()) {
-    return "";
+    return {};
   }
   auto raw = Base64Decode(evidence->get<std::string>());
   auto point_bytes = Base64Decode(key->get<std::string>());
   if (!raw || raw->size() > attest::kMaxEvidenceSize || !point_bytes || point_bytes->size() != relay::kPointSize) {
-    return "";
+    return {};
   }
   const std::string config_id = config->get<std::string>();
   relay::Point point;
   std::copy(point_bytes->begin(), point_bytes->end(), point.begin());
   relay::Hash report_data;
-  if (!relay::ReportDataOfPoint(point, &report_data)) return "";
+  if (!relay::ReportDataOfPoint(point, &report_data)) return {};
 
   AttestResult r = service_.Attest(config_id, *raw, report_data);
   uint16_t status = 200;
@@ -589,10 +589,9 @@ std::string CasServer::RelayedReply(const std::string& request_body) {
   auto signature = signer_->Sign(relay::SignedMessage(report_data, config_id, unsigned_reply));
   if (!signature.ok()) {
     std::fprintf(stderr, "cloister-cas: cannot sign a relayed reply: %s\n", signature.status().message().c_str());
-    return "";
+    return {};
   }
-  std::vector<uint8_t> signed_reply = relay::AppendSignature(std::move(unsigned_reply), *signature);
-  return std::string(signed_reply.begin(), signed_reply.end());
+  return relay::AppendSignature(std::move(unsigned_reply), *signature);
 }
 
 Status CasServer::Start() {

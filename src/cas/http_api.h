@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cas/metrics.h"
 #include "cas/service.h"
@@ -45,7 +46,8 @@ class CasServer {
   void Routes();
   // POST /v1/attest/relay: the reply a LAS carries back to a starting
   // program (docs/protocol.md section 6), signed with the CAS's key.
-  std::string RelayedReply(const std::string& body);
+  // Empty when the request is malformed.
+  std::vector<uint8_t> RelayedReply(const std::string& body);
 
   CasService& service_;
   const std::string key_hash_;

@@ -171,36 +171,6 @@ bool IsP256(EVP_PKEY* key) {
          std::string_view(group, length) == SN_X9_62_prime256v1;
 }
 
-// DeserializePublicKey (section 7.1.1) with the validation of section
-// 7.1.4. OpenSSL would also take the compressed and hybrid SEC1 forms, which
-// HPKE does not allow, so the form is checked here first.
-KeyPtr PublicKeyFromPoint(Bytes point) {
-  if (point.size() != kPublicKeySize || point[0] != 0x04) return nullptr;
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                       const_cast<char*>(SN_X9_62_prime256v1), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()),
-                                        point.size()),
-      OSSL_PARAM_construct_end()};
-  Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-    return nullptr;
-  }
-  KeyPtr key(raw);
-  // Decoding already refused points off the curve; the explicit check also
-  // covers the point at infinity, whatever the import does. The quick check
-  // leaves out only the multiplication by the group order, which proves
-  // nothing on P-256: its cofactor is 1, so every point on the curve other
-  // than infinity is in the prime-order group (and that multiplication was
-  // a quarter of the CAS's time per relayed attestation).
-  Ptr<EVP_PKEY_CTX> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) return nullptr;
-  return key;
-}
-
 // DH(sk, pk) of section 4.1: the x coordinate of the ECDH point (section
 // 7.1). derive_set_peer_ex validates the peer key once more.
 bool Dh(EVP_PKEY* own, EVP_PKEY* peer, Secret<kDhSize>* dh) {
@@ -323,6 +293,36 @@ KeyPtr KeyFromScalar(const EC_GROUP* group, const BIGNUM* sk) {
 }
 
 }  // namespace
+
+// DeserializePublicKey (section 7.1.1) with the validation of section
+// 7.1.4. OpenSSL would also take the compressed and hybrid SEC1 forms, which
+// HPKE does not allow, so the form is checked here first.
+KeyPtr PublicKeyFromPoint(std::span<const uint8_t> point) {
+  if (point.size() != kPublicKeySize || point[0] != 0x04) return nullptr;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                       const_cast<char*>(SN_X9_62_prime256v1), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<uint8_t*>(point.data()),
+                                        point.size()),
+      OSSL_PARAM_construct_end()};
+  Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+    return nullptr;
+  }
+  KeyPtr key(raw);
+  // Decoding already refused points off the curve; the explicit check also
+  // covers the point at infinity, whatever the import does. The quick check
+  // leaves out only the multiplication by the group order, which proves
+  // nothing on P-256: its cofactor is 1, so every point on the curve other
+  // than infinity is in the prime-order group (and that multiplication was
+  // a quarter of the CAS's time per relayed attestation).
+  Ptr<EVP_PKEY_CTX> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) return nullptr;
+  return key;
+}
 
 const char* ErrorText(Error error) {
   switch (error) {

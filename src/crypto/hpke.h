@@ -67,6 +67,11 @@ Error Open(EVP_PKEY* recipient_private, std::span<const uint8_t> enc,
            std::span<const uint8_t> ciphertext,
            std::vector<uint8_t>* plaintext);
 
+// A P-256 public key from an uncompressed point (0x04 || X || Y), checked
+// as RFC 9180 section 7.1.4 asks: on the curve and not the point at
+// infinity. Null for anything else, compressed and hybrid forms included.
+KeyPtr PublicKeyFromPoint(std::span<const uint8_t> point);
+
 // Writes the uncompressed point of the P-256 key `key` (public or private)
 // to `*out`. False if `key` is not a P-256 key.
 bool PublicPoint(EVP_PKEY* key, std::array<uint8_t, kPublicKeySize>* out);
