@@ -5,7 +5,7 @@
 //   attest_load --cas HOST:PORT --cas-key HEX --config SESSION/SERVICE
 //               --node-dir LAS_STATE_DIR --executable FILE --runtime LIB
 //               [--concurrency C] [--seconds S] [--cas-pid PID] [--summary FILE]
-//               [--label TEXT] [--healthz] [--relay API-HOST:PORT]
+//               [--label TEXT] [--healthz] [--relay API-HOST:PORT [--batch N]]
 //
 // Each of C threads repeats what the runtime does in a starting program
 // after it has its evidence: a TCP connection to the attestation port, a
@@ -28,7 +28,10 @@
 // connection to the CAS's API (the node key as client certificate) and
 // posts each start's evidence and fresh public key to /v1/attest/relay
 // (docs/protocol.md section 6); the reply must verify against the pinned
-// key and open with the start's key, as the runtime checks it.
+// key and open with the start's key, as the runtime checks it. With
+// --batch N a worker posts N starts at a time to /v1/attest/relay/batch,
+// as a LAS does with the starts that queued up while its previous request
+// was out; every start's latency is that of its batch.
 // Output: a markdown table row on stdout (--label in its first column; the
 // CAS's CPU from /proc); --summary appends "alone.KIND.C.rate=..." lines.
 // Exit status 1 if any request failed or was not answered with 200.
@@ -68,6 +71,7 @@ constexpr double kEvidenceMaxAge = 20;
 struct Options {
   std::string cas, cas_key, config, node_dir, executable, runtime, summary, label = "POST /v1/attest";
   std::string relay;  // the CAS API address: relayed attestations
+  int batch = 0;      // --relay: starts per request to /v1/attest/relay/batch (0: /v1/attest/relay)
   int concurrency = 8;
   double seconds = 10;
   int cas_pid = 0;
@@ -100,6 +104,7 @@ Options Parse(int argc, char** argv) {
     else if (a == "--cas-pid") o.cas_pid = std::atoi(value().c_str());
     else if (a == "--healthz") o.healthz = true;
     else if (a == "--relay") o.relay = value();
+    else if (a == "--batch") o.batch = std::atoi(value().c_str());
     else if (a == "--help" || a == "-h") {
       std::printf("see the comment at the top of bench/attest_load.cc\n");
       std::exit(0);
@@ -111,6 +116,8 @@ Options Parse(int argc, char** argv) {
       o.runtime.empty())
     Die("--cas, --cas-key, --config, --node-dir, --executable and --runtime are required");
   if (o.concurrency < 1 || o.seconds <= 0) Die("--concurrency and --seconds must be positive");
+  if (o.batch < 0 || o.batch > static_cast<int>(relay::kMaxBatch) || (o.batch > 0 && o.relay.empty()))
+    Die("--batch needs --relay and is at most " + std::to_string(relay::kMaxBatch));
   return o;
 }
 
@@ -222,6 +229,33 @@ std::string Relay(std::unique_ptr<net::ApiClient>& api, const Options& o, const 
   return "";
 }
 
+// Relayed attestations of `batch` in one POST /v1/attest/relay/batch; every
+// reply must be a grant that verifies and opens. "" or the error.
+std::string RelayBatch(std::unique_ptr<net::ApiClient>& api, const Options& o, const net::TlsIdentity& node,
+                       const runtime::Settings& settings, const std::vector<const Prepared*>& batch) {
+  if (!api) {
+    auto made = net::ApiClient::New(o.relay, o.cas_key, &node);
+    if (!made.ok()) return made.status().message();
+    api = std::move(*made);
+  }
+  std::string body = "{\"starts\":[";
+  for (size_t i = 0; i < batch.size(); ++i) body += (i > 0 ? "," : "") + batch[i]->request;
+  body += "]}";
+  auto response = api->Post("/v1/attest/relay/batch", body);
+  if (!response.ok()) return response.status().message();
+  if (response->status != 200) return "HTTP " + std::to_string(response->status);
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size());
+  std::vector<std::span<const uint8_t>> replies;
+  std::string error;
+  if (!relay::DecodeBatch(bytes, batch.size(), &replies, &error)) return error;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto opened = runtime::OpenRelayedReply(replies[i], settings, batch[i]->identity);
+    if (!opened.ok()) return opened.error();
+    if (opened.value().status != 200) return "refused: HTTP " + std::to_string(opened.value().status);
+  }
+  return "";
+}
+
 struct Totals {
   std::mutex mu;
   std::vector<double> latencies;
@@ -257,7 +291,7 @@ int Main(int argc, char** argv) {
 
   std::vector<std::vector<Prepared>> keys(static_cast<size_t>(o.concurrency));
   for (auto& thread_keys : keys) {
-    for (int k = 0; k < kKeysPerThread; ++k) {
+    for (int k = 0; k < std::max(kKeysPerThread, o.batch); ++k) {
       auto identity = runtime::CreateClientIdentity();
       if (!identity.ok()) Die(identity.error());
       Prepared p;
@@ -284,6 +318,20 @@ int Main(int argc, char** argv) {
         if (Now() - p.signed_at > kEvidenceMaxAge) Sign(signer, settings.value(), o.healthz, relayed, p);
         double start = Now();
         std::string error;
+        if (relayed && o.batch > 0) {
+          std::vector<const Prepared*> batch = {&p};
+          while (batch.size() < static_cast<size_t>(o.batch)) {
+            Prepared& next = mine_keys[++n % mine_keys.size()];
+            if (Now() - next.signed_at > kEvidenceMaxAge) Sign(signer, settings.value(), o.healthz, relayed, next);
+            batch.push_back(&next);
+          }
+          start = Now();
+          error = RelayBatch(api, o, node, settings.value(), batch);
+          if (!error.empty()) api.reset();
+          if (error.empty()) mine.insert(mine.end(), batch.size(), Now() - start);
+          else failed[error] += static_cast<int>(batch.size());
+          continue;
+        }
         if (relayed) {
           error = Relay(api, o, node, settings.value(), p);
           if (!error.empty()) api.reset();
@@ -331,7 +379,9 @@ int Main(int argc, char** argv) {
               per > 0 ? 1000 * static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)) / per : 0);
   if (!o.summary.empty()) {
     std::ofstream s(o.summary, std::ios::app);
-    std::string key = std::string("alone.") + (relayed ? "relay." : o.healthz ? "healthz." : "attest.") +
+    std::string key = std::string("alone.") +
+                      (relayed ? (o.batch > 0 ? "relaybatch" + std::to_string(o.batch) + "." : "relay.")
+                               : o.healthz ? "healthz." : "attest.") +
                       std::to_string(o.concurrency);
     s << key << ".rate=" << rate << "\n" << key << ".cas_ms=" << per << "\n" << key << ".driver_ms=" << driver_per << "\n";
   }

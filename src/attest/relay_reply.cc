@@ -200,4 +200,46 @@ bool Verify(const Reply& reply, const Hash& pin, const Hash& report_data, std::s
   return true;
 }
 
+std::vector<uint8_t> EncodeBatch(const std::vector<std::vector<uint8_t>>& replies) {
+  size_t size = 4;
+  for (const auto& r : replies) size += 4 + r.size();
+  std::vector<uint8_t> b;
+  b.reserve(size);
+  PutU32(b, static_cast<uint32_t>(replies.size()));
+  for (const auto& r : replies) {
+    PutU32(b, static_cast<uint32_t>(r.size()));
+    PutBytes(b, r);
+  }
+  return b;
+}
+
+bool DecodeBatch(std::span<const uint8_t> bytes, size_t expected, std::vector<std::span<const uint8_t>>* out,
+                 std::string* error) {
+  Reader r(bytes);
+  uint32_t count = 0;
+  if (!r.U32(&count)) {
+    *error = "the batch of replies is truncated";
+    return false;
+  }
+  if (count != expected) {
+    *error = "the batch holds " + std::to_string(count) + " replies for " + std::to_string(expected) + " starts";
+    return false;
+  }
+  out->clear();
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t length = 0;
+    std::span<const uint8_t> reply;
+    if (!r.U32(&length) || length > r.left() || !r.Take(length, &reply)) {
+      *error = "the batch of replies is truncated";
+      return false;
+    }
+    out->push_back(reply);
+  }
+  if (r.left() != 0) {
+    *error = "bytes follow the last reply of the batch";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace cloister::relay

@@ -82,4 +82,17 @@ bool Parse(std::span<const uint8_t> bytes, Reply* out, std::string* error);
 bool Verify(const Reply& reply, const Hash& pin, const Hash& report_data, std::string_view config_id,
             std::string* error);
 
+// A batch (POST /v1/attest/relay/batch): a LAS with several starts waiting
+// sends them in one request and the CAS answers every one, in order, in one
+// body: the count (u32), then per start the reply's length (u32) and the
+// reply. Length 0: the start was malformed and has no reply. Each reply is
+// checked by its own program exactly as a single one.
+inline constexpr size_t kMaxBatch = 32;
+std::vector<uint8_t> EncodeBatch(const std::vector<std::vector<uint8_t>>& replies);
+
+// Splits a batch that must hold exactly `expected` replies; nothing may
+// follow the last. On failure `error` says what is wrong.
+bool DecodeBatch(std::span<const uint8_t> bytes, size_t expected, std::vector<std::span<const uint8_t>>* out,
+                 std::string* error);
+
 }  // namespace cloister::relay

@@ -108,6 +108,24 @@ std::shared_ptr<const policy::Policy> CasService::ParsedPolicy(const std::string
   return parsed;
 }
 
+StatusOr<std::shared_ptr<const json>> CasService::SessionRecord(const std::string& name) {
+  ASSIGN_OR_RETURN(auto v, store_->GetVersioned(kSessions, name));
+  if (!v) return std::shared_ptr<const json>();
+  {
+    std::lock_guard<std::mutex> l(record_cache_mu_);
+    auto it = record_cache_.find(name);
+    if (it != record_cache_.end() && it->second.first == v->revision) return it->second.second;
+  }
+  ASSIGN_OR_RETURN(json parsed, ParseRecord(v->value, "session"));
+  auto doc = parsed.find("document");
+  if (doc == parsed.end() || !doc->is_string()) return InternalError("stored session " + name + " has no document");
+  auto record = std::make_shared<const json>(std::move(parsed));
+  std::lock_guard<std::mutex> l(record_cache_mu_);
+  if (record_cache_.size() >= kCachedSessions) record_cache_.clear();
+  record_cache_.insert_or_assign(name, std::make_pair(v->revision, record));
+  return record;
+}
+
 void CasService::Record(AttestationRecord r) {
   {
     std::lock_guard<std::mutex> l(counts_mu_);
@@ -150,16 +168,16 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   // The session is read first so that every refusal, whatever the check
   // that failed, is recorded with the session it named (if it exists).
   Store& store = *store_;
-  std::optional<Current> cur;
+  std::shared_ptr<const json> session;
   if (!rec.session.empty()) {
-    auto loaded = LoadSession(store, rec.session);
+    auto loaded = SessionRecord(rec.session);
     if (!loaded.ok()) {
       out.status = loaded.status();
       out.reason = "internal";
       return out;
     }
-    cur = std::move(*loaded);
-    if (cur) rec.session_hash = cur->record.value("hash", "");
+    session = std::move(*loaded);
+    if (session) rec.session_hash = session->value("hash", "");
   }
   auto refuse = [&](Refusal r, std::string detail) {
     out.status = RefusalStatus(r);
@@ -208,9 +226,9 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   if (check.refusal) return refuse(*check.refusal, check.detail);
   const attest::SimClaims& claims = *check.claims;
 
-  if (!cur) return refuse(Refusal::kUnknownConfig, "no session " + rec.session);
-  const json& record = cur->record;
-  auto p = ParsedPolicy(rec.session_hash, record.value("document", ""));
+  if (!session) return refuse(Refusal::kUnknownConfig, "no session " + rec.session);
+  const json& record = *session;
+  auto p = ParsedPolicy(rec.session_hash, record.at("document").get_ref<const std::string&>());
   if (!p) {
     out.status = InternalError("stored session " + rec.session + " no longer parses");
     out.reason = "internal";
@@ -314,7 +332,9 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     if (!filled.ok()) return fail_config(resolve_error.ok() ? filled.status() : resolve_error);
     g.files.push_back(GrantedConfig::File{f.path, f.mode, std::move(*filled)});
   }
-  const json volumes = record.value("volumes", json::object());
+  static const json kNoVolumes = json::object();
+  auto volumes_field = record.find("volumes");
+  const json& volumes = volumes_field != record.end() ? *volumes_field : kNoVolumes;
   for (const policy::Mount& m : svc->mounts) {
     const policy::Volume* vol = nullptr;
     for (const policy::Volume& v : p->volumes) {

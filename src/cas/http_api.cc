@@ -111,7 +111,7 @@ std::string RouteOf(const std::string& path) {
   static const char* kExact[] = {"/healthz",      "/readyz",        "/metrics",         "/v1/cas",
                                  "/v1/init",      "/v1/unseal",     "/v1/sessions",     "/v1/join-tokens",
                                  "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest",
-                                 "/v1/attest/relay"};
+                                 "/v1/attest/relay", "/v1/attest/relay/batch"};
   for (const char* p : kExact) {
     if (path == p) return p;
   }
@@ -229,7 +229,7 @@ void CasServer::Routes() {
     BeginRequest(req);
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0 ||
                        req.path.rfind("/v1/attestations/", 0) == 0 || req.path.rfind("/v1/nodes", 0) == 0 ||
-                       req.path == "/v1/join-tokens" || req.path == "/v1/attest/relay";
+                       req.path == "/v1/join-tokens" || req.path.rfind("/v1/attest/relay", 0) == 0;
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
@@ -533,7 +533,7 @@ void CasServer::Routes() {
   // long-lived connection. The evidence proves itself, as on the
   // attestation port; the caller needs only a TLS identity.
   api.Post("/v1/attest/relay", [this](const Request& req, Response& res) {
-    std::vector<uint8_t> reply = RelayedReply(req.body);
+    std::vector<uint8_t> reply = RelayedReply(json::parse(req.body, nullptr, /*allow_exceptions=*/false));
     if (reply.empty()) {
       return ReplyError(res, InvalidArgument("a relayed attestation needs string fields config_id, evidence "
                                              "(base64, at most 64 KiB) and key (base64 of a 65-byte P-256 point)"));
@@ -541,10 +541,26 @@ void CasServer::Routes() {
     res.status = 200;
     res.set_content(reinterpret_cast<const char*>(reply.data()), reply.size(), "application/octet-stream");
   });
+
+  // The starts a LAS had waiting while its previous request was out, in one
+  // request: one HTTP exchange for all of them, each answered as above.
+  api.Post("/v1/attest/relay/batch", [this](const Request& req, Response& res) {
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    auto starts = body.is_object() ? body.find("starts") : body.end();
+    if (starts == body.end() || !starts->is_array() || starts->empty() || starts->size() > relay::kMaxBatch) {
+      return ReplyError(res, InvalidArgument("a relayed batch needs an array starts of 1 to " +
+                                             std::to_string(relay::kMaxBatch) + " relayed attestations"));
+    }
+    std::vector<std::vector<uint8_t>> replies;
+    replies.reserve(starts->size());
+    for (const json& start : *starts) replies.push_back(RelayedReply(start));
+    std::vector<uint8_t> batch = relay::EncodeBatch(replies);
+    res.status = 200;
+    res.set_content(reinterpret_cast<const char*>(batch.data()), batch.size(), "application/octet-stream");
+  });
 }
 
-std::vector<uint8_t> CasServer::RelayedReply(const std::string& request_body) {
-  json body = json::parse(request_body, nullptr, /*allow_exceptions=*/false);
+std::vector<uint8_t> CasServer::RelayedReply(const json& body) {
   if (!body.is_object()) return {};
   auto config = body.find("config_id"), evidence = body.find("evidence"), key = body.find("key");
   if (config == body.end() || !config->is_string() || evidence == body.end() || !evidence->is_string() ||

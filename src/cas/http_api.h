@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,10 +45,10 @@ class CasServer {
  private:
   CasServer(CasService& service, std::string key_hash, ServerOptions options);
   void Routes();
-  // POST /v1/attest/relay: the reply a LAS carries back to a starting
-  // program (docs/protocol.md section 6), signed with the CAS's key.
-  // Empty when the request is malformed.
-  std::vector<uint8_t> RelayedReply(const std::string& body);
+  // The reply a LAS carries back to a starting program for one start of
+  // POST /v1/attest/relay or /v1/attest/relay/batch (docs/protocol.md
+  // section 6), signed with the CAS's key. Empty when `start` is malformed.
+  std::vector<uint8_t> RelayedReply(const nlohmann::json& start);
 
   CasService& service_;
   const std::string key_hash_;

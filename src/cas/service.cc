@@ -1,6 +1,9 @@
 #include "cas/service.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -118,7 +121,12 @@ std::string_view SealStateName(SealState s) {
 }
 
 CasService::CasService(std::string state_dir) : state_dir_(std::move(state_dir)) {}
-CasService::~CasService() = default;
+CasService::~CasService() {
+  // The store (and the attestation log writing to it) go before the lock.
+  attestation_log_.reset();
+  store_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 StatusOr<std::unique_ptr<CasService>> CasService::Open(const std::string& state_dir) {
   if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("state directory " + state_dir, errno);
@@ -127,6 +135,15 @@ StatusOr<std::unique_ptr<CasService>> CasService::Open(const std::string& state_
     return InvalidArgument("state directory " + state_dir + " is not a directory");
   }
   std::unique_ptr<CasService> s(new CasService(state_dir));
+  const std::string lock = state_dir + "/lock";
+  s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (s->lock_fd_ < 0) return ErrnoStatus(lock, errno);
+  if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return FailedPrecondition("state directory " + state_dir + " is in use by another cloister-cas");
+    }
+    return ErrnoStatus("lock " + lock, errno);
+  }
   if (auto file = ReadKeyring(state_dir)) {
     ASSIGN_OR_RETURN(KeyringInfo info, ParseKeyring(*file));
     s->seal_.state = SealState::kSealed;
@@ -150,7 +167,9 @@ Status CasService::OpenStore(const SecretBytes& database_key) {
   // Counting sessions also proves the key: every record must open.
   ASSIGN_OR_RETURN(auto rows, enc->Scan(kSessions));
   session_count_ = static_cast<int64_t>(rows.size());
-  store_ = std::move(enc);
+  // Every attestation reads its session record: those are kept decrypted
+  // in memory (this process is the store's only writer, see lock_fd_).
+  store_ = NewCachingStore(std::move(enc), {std::string(kSessions)}, kCachedSessions);
   RETURN_IF_ERROR(LoadNodeState());
   attestation_log_ = std::make_unique<AttestationLog>(store_);
   seal_.state = SealState::kUnsealed;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -230,6 +231,10 @@ class CasService {
   StatusOr<std::shared_ptr<const crypto::P256Verifier>> NodeKey(const std::string& pem);
 
   const std::string state_dir_;
+  // An exclusive flock on STATE_DIR/lock, held while this service lives:
+  // two CAS processes on one state directory would each trust their own
+  // caches and keyring state.
+  int lock_fd_ = -1;
   mutable std::mutex seal_mu_;  // guards the seal state and entered shares
   SealStatus seal_;
   std::vector<SecretBytes> entered_shares_;
@@ -249,6 +254,12 @@ class CasService {
   // Parsed policies by document hash, so a start does not parse YAML.
   std::mutex policy_cache_mu_;
   std::map<std::string, std::shared_ptr<const policy::Policy>> policy_cache_;
+  // The session record of `name` as of the store's current revision,
+  // parsed once per revision (every attestation reads it); nullptr if there
+  // is no such session.
+  StatusOr<std::shared_ptr<const nlohmann::json>> SessionRecord(const std::string& name);
+  std::mutex record_cache_mu_;
+  std::map<std::string, std::pair<uint64_t, std::shared_ptr<const nlohmann::json>>> record_cache_;
   std::unique_ptr<AttestationLog> attestation_log_;
   // What was learnt about a node certificate, by SHA-256 of its PEM: the
   // facts once the CA's signature on it verified, and its parsed key.

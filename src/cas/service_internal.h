@@ -20,6 +20,7 @@ namespace cloister::cas::internal {
 
 // Tables of the store. Every record is sealed by the EncryptedStore.
 inline constexpr char kSessions[] = "sessions";        // name -> session record (JSON)
+inline constexpr size_t kCachedSessions = 4096;  // session records kept decrypted in memory
 inline constexpr char kHistory[] = "history";          // name -> [version entries] (JSON)
 inline constexpr char kSecrets[] = "secrets";          // name "\n" secret -> EncodeSecretValue
 inline constexpr char kIdentities[] = "identities";    // identity -> {first_seen} (JSON)

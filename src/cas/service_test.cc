@@ -96,6 +96,18 @@ TEST_F(ServiceTest, SharesUnsealOnlyWithEnoughRightShares) {
   EXPECT_TRUE((*s)->CreateSession(kAlice, Doc("x", "", "")).status.ok());
 }
 
+TEST_F(ServiceTest, OneServicePerStateDirectory) {
+  auto first = CasService::Open(dir_);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = CasService::Open(dir_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use by another cloister-cas"), std::string::npos)
+      << second.status().ToString();
+  first->reset();
+  EXPECT_TRUE(CasService::Open(dir_).ok()) << "the lock goes with the service";
+}
+
 TEST_F(ServiceTest, WrongKeyFileDoesNotUnseal) {
   { OpenUnsealed(); }
   auto s = CasService::Open(dir_);

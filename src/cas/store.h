@@ -64,4 +64,10 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 StatusOr<std::unique_ptr<Store>> NewEncryptedStore(std::unique_ptr<Store> inner,
                                                    const SecretBytes& database_key);
 
+// A Store that keeps the records of `tables` it has read in memory (at most
+// `max_records` of them) and forgets a record when a batch writes it. Only
+// for a store this process alone writes to.
+std::unique_ptr<Store> NewCachingStore(std::unique_ptr<Store> inner, std::vector<std::string> tables,
+                                       size_t max_records);
+
 }  // namespace cloister::cas

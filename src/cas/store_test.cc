@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -194,6 +195,96 @@ TEST_F(StoreTest, AcknowledgedWritesSurviveSigkill) {
     }
   }
   EXPECT_GT(acknowledged.size(), 10u);
+}
+
+// Counts the reads that reach the store below a cache.
+class CountingStore final : public Store {
+ public:
+  CountingStore(std::unique_ptr<Store> inner, std::atomic<int>* reads) : inner_(std::move(inner)), reads_(reads) {}
+  StatusOr<std::optional<Versioned>> GetVersioned(std::string_view table, std::string_view key) override {
+    reads_->fetch_add(1);
+    return inner_->GetVersioned(table, key);
+  }
+  StatusOr<uint64_t> Apply(const std::vector<Write>& batch) override { return inner_->Apply(batch); }
+  StatusOr<std::vector<std::pair<std::string, Bytes>>> Scan(std::string_view table) override {
+    return inner_->Scan(table);
+  }
+
+ private:
+  std::unique_ptr<Store> inner_;
+  std::atomic<int>* reads_;
+};
+
+TEST_F(StoreTest, CacheServesRepeatedReadsOfItsTablesOnly) {
+  std::atomic<int> reads{0};
+  auto s = NewCachingStore(std::make_unique<CountingStore>(OpenEncrypted(), &reads), {"sessions"}, 16);
+  ASSERT_TRUE(s->Apply({{"sessions", "a", B("1")}, {"secrets", "a", B("x")}}).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(*s->Get("sessions", "a").value(), B("1"));
+    EXPECT_EQ(*s->Get("secrets", "a").value(), B("x"));
+  }
+  EXPECT_EQ(reads.load(), 1 + 3) << "one read of the session, every read of the secret";
+  // An absent record is not remembered as absent.
+  EXPECT_FALSE(s->Get("sessions", "b").value().has_value());
+  ASSERT_TRUE(s->Apply({{"sessions", "b", B("2")}}).ok());
+  EXPECT_EQ(*s->Get("sessions", "b").value(), B("2"));
+}
+
+TEST_F(StoreTest, CacheForgetsWhatABatchWrites) {
+  std::atomic<int> reads{0};
+  auto s = NewCachingStore(std::make_unique<CountingStore>(OpenEncrypted(), &reads), {"sessions"}, 16);
+  auto first = s->Apply({{"sessions", "a", B("1")}, {"sessions", "b", B("1")}});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(s->GetVersioned("sessions", "a").value()->revision, *first);
+  ASSERT_TRUE(s->Get("sessions", "b").ok());
+  auto second = s->Apply({{"sessions", "a", B("2"), *first}});
+  ASSERT_TRUE(second.ok());
+  auto a = s->GetVersioned("sessions", "a").value();
+  EXPECT_EQ(a->value, B("2"));
+  EXPECT_EQ(a->revision, *second) << "the revision read back is the one a compare-and-swap needs";
+  // A stale revision still conflicts, and the cached record is unchanged.
+  EXPECT_EQ(s->Apply({{"sessions", "a", B("3"), *first}}).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*s->Get("sessions", "a").value(), B("2"));
+  ASSERT_TRUE(s->Apply({{"sessions", "a", std::nullopt}}).ok());
+  EXPECT_FALSE(s->Get("sessions", "a").value().has_value());
+  EXPECT_EQ(*s->Get("sessions", "b").value(), B("1"));
+  // Past its bound the cache starts over instead of growing.
+  auto small = NewCachingStore(OpenEncrypted(), {"sessions"}, 2);
+  for (const char* k : {"a", "b", "c", "d"}) ASSERT_TRUE(small->Apply({{"sessions", k, B(k)}}).ok());
+  for (int round = 0; round < 2; ++round) {
+    for (const char* k : {"a", "b", "c", "d"}) EXPECT_EQ(*small->Get("sessions", k).value(), B(k));
+  }
+}
+
+// Readers racing a writer never see a value older than one whose write had
+// already returned when their read began.
+TEST_F(StoreTest, CacheNeverServesAValueOlderThanTheLastCompletedWrite) {
+  auto s = NewCachingStore(OpenEncrypted(), {"sessions"}, 16);
+  ASSERT_TRUE(s->Apply({{"sessions", "n", B("0")}}).ok());
+  std::atomic<int> committed{0};
+  std::atomic<bool> stale{false};
+  constexpr int kWrites = 200;
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (committed.load() < kWrites) {
+        const int floor = committed.load();
+        auto v = s->Get("sessions", "n");
+        if (!v.ok() || !*v) {
+          stale = true;
+          return;
+        }
+        if (std::stoi(std::string((*v)->begin(), (*v)->end())) < floor) stale = true;
+      }
+    });
+  }
+  for (int i = 1; i <= kWrites; ++i) {
+    ASSERT_TRUE(s->Apply({{"sessions", "n", B(std::to_string(i))}}).ok());
+    committed = i;
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_FALSE(stale.load());
+  EXPECT_EQ(*s->Get("sessions", "n").value(), B(std::to_string(kWrites)));
 }
 
 }  // namespace

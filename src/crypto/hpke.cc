@@ -171,13 +171,50 @@ bool IsP256(EVP_PKEY* key) {
          std::string_view(group, length) == SN_X9_62_prime256v1;
 }
 
+// The P-256 domain parameters as a key without key material, made once.
+// New keys copy the group from it: OpenSSL 3.0 otherwise builds the curve
+// afresh (Montgomery constants included) for every key it generates or
+// imports, which cost more than a third of an HPKE seal.
+EVP_PKEY* P256Parameters() {
+  static EVP_PKEY* const parameters = [] {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                         const_cast<char*>(SN_X9_62_prime256v1), 0),
+        OSSL_PARAM_construct_end()};
+    Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+    EVP_PKEY* raw = nullptr;
+    if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+        EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_KEY_PARAMETERS, params) != 1) {
+      return static_cast<EVP_PKEY*>(nullptr);
+    }
+    return raw;
+  }();
+  return parameters;
+}
+
+// A fresh P-256 key pair from OpenSSL's DRBG, on the shared parameters.
+KeyPtr GenerateP256Key() {
+  EVP_PKEY* parameters = P256Parameters();
+  if (parameters == nullptr) return nullptr;
+  Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, parameters, nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+      EVP_PKEY_generate(ctx.get(), &raw) != 1) {
+    return nullptr;
+  }
+  return KeyPtr(raw);
+}
+
 // DH(sk, pk) of section 4.1: the x coordinate of the ECDH point (section
-// 7.1). derive_set_peer_ex validates the peer key once more.
+// 7.1). Every peer key reaching here came from PublicKeyFromPoint, which
+// validated it (section 7.1.4), so OpenSSL is not asked to validate it again:
+// its full check multiplies by the group order, doubling the cost of the DH
+// and proving nothing more on a curve of cofactor 1.
 bool Dh(EVP_PKEY* own, EVP_PKEY* peer, Secret<kDhSize>* dh) {
   Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, own, nullptr));
   size_t length = dh->bytes.size();
   return ctx && EVP_PKEY_derive_init(ctx.get()) == 1 &&
-         EVP_PKEY_derive_set_peer_ex(ctx.get(), peer, 1) == 1 &&
+         EVP_PKEY_derive_set_peer_ex(ctx.get(), peer, 0) == 1 &&
          EVP_PKEY_derive(ctx.get(), dh->bytes.data(), &length) == 1 &&
          length == dh->bytes.size();
 }
@@ -299,20 +336,13 @@ KeyPtr KeyFromScalar(const EC_GROUP* group, const BIGNUM* sk) {
 // HPKE does not allow, so the form is checked here first.
 KeyPtr PublicKeyFromPoint(std::span<const uint8_t> point) {
   if (point.size() != kPublicKeySize || point[0] != 0x04) return nullptr;
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                       const_cast<char*>(SN_X9_62_prime256v1), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()),
-                                        point.size()),
-      OSSL_PARAM_construct_end()};
-  Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+  EVP_PKEY* parameters = P256Parameters();
+  KeyPtr key(EVP_PKEY_new());
+  if (parameters == nullptr || !key ||
+      EVP_PKEY_copy_parameters(key.get(), parameters) != 1 ||
+      EVP_PKEY_set1_encoded_public_key(key.get(), point.data(), point.size()) != 1) {
     return nullptr;
   }
-  KeyPtr key(raw);
   // Decoding already refused points off the curve; the explicit check also
   // covers the point at infinity, whatever the import does. The quick check
   // leaves out only the multiplication by the group order, which proves
@@ -430,7 +460,7 @@ Error Seal(std::span<const uint8_t> recipient_public, std::span<const uint8_t> i
   ErrorMark mark;
   // GenerateKeyPair (section 4.1): a fresh ephemeral key from OpenSSL's DRBG,
   // freed (and its scalar cleared) when this function returns.
-  KeyPtr ephemeral(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  KeyPtr ephemeral = GenerateP256Key();
   if (!ephemeral) {
     if (enc != nullptr) enc->clear();
     if (ciphertext != nullptr) ciphertext->clear();

@@ -36,19 +36,41 @@ Status TransportError(const Status& s) {
 
 }  // namespace
 
-StatusOr<Bytes> RelayToCas(net::ApiClient& client, const std::string& config_id, std::span<const uint8_t> evidence,
-                           const relay::Point& key) {
-  json body = {{"config_id", config_id}, {"evidence", Base64Encode(evidence)}, {"key", Base64Encode(key)}};
-  auto response = client.Post("/v1/attest/relay", body.dump());
+StatusOr<std::vector<StatusOr<Bytes>>> RelayBatchToCas(net::ApiClient& client,
+                                                       const std::vector<const RelayStart*>& starts) {
+  if (starts.empty() || starts.size() > relay::kMaxBatch) {
+    return (InvalidArgument("a relayed batch holds 1 to " + std::to_string(relay::kMaxBatch) + " starts"));
+  }
+  json list = json::array();
+  for (const RelayStart* start : starts) {
+    list.push_back({{"config_id", std::string(start->config_id)},
+                    {"evidence", Base64Encode(start->evidence)},
+                    {"key", Base64Encode(start->key)}});
+  }
+  auto response = client.Post("/v1/attest/relay/batch", json{{"starts", std::move(list)}}.dump());
   if (!response.ok()) return TransportError(response.status());
   if (response->status != 200 || response->content_type != "application/octet-stream") {
     json error = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
     std::string text = error.is_object() ? StringField(error, "error") : "";
     return Unavailable("the CAS would not take the relayed attestation (HTTP " + std::to_string(response->status) +
-                       (text.empty() ? ")" : "): " + text));
+                           (text.empty() ? ")" : "): " + text));
   }
-  if (response->body.empty()) return Unavailable("the CAS answered the relayed attestation with an empty reply");
-  return Bytes(response->body.begin(), response->body.end());
+  std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size());
+  std::vector<std::span<const uint8_t>> replies;
+  std::string error;
+  if (!relay::DecodeBatch(body, starts.size(), &replies, &error)) {
+    return IntegrityError("the CAS's answer to a relayed batch is malformed: " + error);
+  }
+  std::vector<StatusOr<Bytes>> out;
+  out.reserve(starts.size());
+  for (std::span<const uint8_t> reply : replies) {
+    if (reply.empty()) {
+      out.emplace_back(Unavailable("the CAS would not take the relayed attestation: it found the request malformed"));
+    } else {
+      out.emplace_back(Bytes(reply.begin(), reply.end()));
+    }
+  }
+  return out;
 }
 
 bool IsValidNodeName(const std::string& name) {

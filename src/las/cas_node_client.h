@@ -1,11 +1,13 @@
 // The LAS's side of the CAS's node routes (docs/protocol.md, section 4):
 // POST /v1/nodes/join and POST /v1/nodes/renew, and the relay of starting
-// programs' attestations (section 6, POST /v1/attest/relay), over an ApiClient that
+// programs' attestations (section 6, POST /v1/attest/relay/batch), over an ApiClient that
 // presents the node key as its TLS client certificate and pins the CAS key.
 #pragma once
 
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "attest/relay_reply.h"
 #include "base/bytes.h"
@@ -47,12 +49,22 @@ StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& t
 // Asks for a fresh certificate for an already joined node.
 StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id);
 
-// Carries a relayed attestation (docs/protocol.md section 6) and returns
-// the CAS's signed reply, whatever it says: checking it is the program's
-// business. Errors name what went wrong on the way (as JoinCas's transport
-// errors, or the CAS's "error" text when it would not take the request).
-StatusOr<Bytes> RelayToCas(net::ApiClient& client, const std::string& config_id, std::span<const uint8_t> evidence,
-                           const relay::Point& key);
+// One start the LAS relays (docs/protocol.md section 6). The views belong
+// to the caller and stay valid while it waits for the reply.
+struct RelayStart {
+  std::string_view config_id;
+  std::span<const uint8_t> evidence;
+  relay::Point key;
+};
+
+// Carries 1 to relay::kMaxBatch starts in one POST /v1/attest/relay/batch
+// and returns one result per start, in order: the CAS's signed reply,
+// whatever it says (checking it is the program's business), or why that
+// start has none. Fails as a whole when the exchange does (as JoinCas's
+// transport errors, or with the CAS's "error" text when it would not take
+// the request).
+StatusOr<std::vector<StatusOr<Bytes>>> RelayBatchToCas(net::ApiClient& client,
+                                                       const std::vector<const RelayStart*>& starts);
 
 // A node name as docs/protocol.md allows: [A-Za-z0-9._-]{1,64}.
 bool IsValidNodeName(const std::string& name);

@@ -12,6 +12,7 @@ add_library(cloister_las STATIC
   src/las/node_state.cc
   src/las/cas_node_client.cc
   src/las/evidence_service.cc
+  src/las/relay_batcher.cc
   src/las/socket_server.cc
   src/las/renewer.cc
   src/las/las_main.cc)
@@ -28,7 +29,8 @@ if(CLOISTER_TESTS)
     src/las/measure_cache_test.cc
     src/las/node_certificate_test.cc
     src/las/cas_node_client_test.cc
-    src/las/socket_server_test.cc)
+    src/las/socket_server_test.cc
+    src/las/relay_batcher_test.cc)
   target_link_libraries(las_test PRIVATE cloister_las GTest::gtest GTest::gtest_main)
   add_test(NAME las_test COMMAND las_test)
   set_tests_properties(las_test PROPERTIES LABELS unit)

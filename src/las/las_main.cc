@@ -16,6 +16,7 @@
 #include "las/measure_cache.h"
 #include "las/node_state.h"
 #include "las/process_measurer.h"
+#include "las/relay_batcher.h"
 #include "las/renewer.h"
 #include "las/socket_server.h"
 #include "net/http_client.h"
@@ -26,6 +27,10 @@ namespace cloister::las {
 namespace {
 
 constexpr size_t kMaxTokenFile = 4096;
+// Relay requests out to the CAS at once. Two keep the CAS busy on two
+// threads for this node; every further start waits for one of them to come
+// back and then goes in the next batch.
+constexpr size_t kRelayRequests = 2;
 // How long a stop waits for a renewal that is talking to the CAS.
 constexpr std::chrono::milliseconds kRenewalStopWait(2000);
 
@@ -161,23 +166,47 @@ int LasMain(int argc, char** argv) {
   NodeCredentials credentials(key->tls.private_key_pem, key->node_id, std::move(cert));
   MeasurementCache cache;
   ProcessMeasurer measurer(cache);
-  // Relayed attestations go out over one keep-alive connection per worker
-  // thread (an ApiClient belongs to one thread); a connection that failed
-  // is replaced at the next request.
-  auto relay = [&f, &key](const std::string& config_id, std::span<const uint8_t> evidence,
+  // Relayed attestations go to the CAS in batches (RelayBatcher): a start
+  // goes at once when one of kRelayRequests request slots is free, and
+  // starts arriving meanwhile wait and go together. A request is sent over
+  // the keep-alive connection of the worker thread that sends it (an
+  // ApiClient belongs to one thread); a connection that failed is replaced
+  // at the next request.
+  RelayBatcher batcher(
+      [&f, &key](const std::vector<const RelayStart*>& starts) -> std::vector<StatusOr<Bytes>> {
+        thread_local std::unique_ptr<net::ApiClient> client;
+        thread_local bool reused = false;  // `client` has answered before
+        auto fail = [&](const Status& s) {
+          return std::vector<StatusOr<Bytes>>(starts.size(), s.WithContext("the LAS could not relay to the CAS at " +
+                                                                            f.cas));
+        };
+        for (int attempt = 0;; ++attempt) {
+          if (!client) {
+            auto made = net::ApiClient::New(f.cas, f.cas_key, &key->tls);
+            if (!made.ok()) return fail(made.status());
+            client = std::move(*made);
+            reused = false;
+          }
+          auto replies = RelayBatchToCas(*client, starts);
+          if (replies.ok()) {
+            reused = true;
+            return std::move(*replies);
+          }
+          client.reset();
+          // A kept-alive connection may have been closed by the CAS while
+          // it sat idle (its keep-alive timeout), which shows only when the
+          // next request fails: that one is sent once more on a new
+          // connection. Should the CAS have answered the first after all,
+          // the start is attested twice and its program gets one answer.
+          if (attempt > 0 || !reused || replies.status().code() == StatusCode::kFailedPrecondition) {
+            return fail(replies.status());
+          }
+        }
+      },
+      kRelayRequests, relay::kMaxBatch);
+  auto relay = [&batcher](const std::string& config_id, std::span<const uint8_t> evidence,
                           const relay::Point& point) -> StatusOr<Bytes> {
-    thread_local std::unique_ptr<net::ApiClient> client;
-    if (!client) {
-      auto made = net::ApiClient::New(f.cas, f.cas_key, &key->tls);
-      if (!made.ok()) return made.status().WithContext("the LAS cannot relay to the CAS at " + f.cas);
-      client = std::move(*made);
-    }
-    auto reply = RelayToCas(*client, config_id, evidence, point);
-    if (!reply.ok()) {
-      client.reset();
-      return reply.status().WithContext("the LAS could not relay to the CAS at " + f.cas);
-    }
-    return reply;
+    return batcher.Relay(RelayStart{config_id, evidence, point});
   };
   EvidenceService service(credentials, measurer, {}, relay);
   SocketServerOptions socket_options;

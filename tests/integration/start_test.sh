@@ -350,6 +350,7 @@ HASH=$("$CLOISTER" session show e2e --identity "$T/a" --json | json_field '["has
 "$CLOISTER" session update -f "$T/e2e-v3.yaml" --identity "$T/a" >/dev/null
 protected e2e/py "$PYTHON"
 check "after it is changed back, python3 is granted again" grep -qx "password-length 32" "$T/out"
+grep -qx "password-length 32" "$T/out" || echo "  $(head -c 300 "$T/err")" >&2
 
 # ---- many programs starting at once ---------------------------------------------------------
 for i in $(seq 24); do
@@ -364,6 +365,7 @@ for job in $(jobs -p); do
   wait "$job" || wait_ok=1
 done
 check "24 programs starting at once: all granted" test "$(cat "$T"/many.* | grep -cx 'password-length 32')" = 24
+for f in $(grep -Lx 'password-length 32' "$T"/many.*); do echo "  $(basename "$f"): $(head -c 300 "$f")" >&2; done
 
 # ---- records and metrics -------------------------------------------------------------------
 "$CLOISTER" session attestations e2e --identity "$T/a" --limit 200 >"$T/att"
