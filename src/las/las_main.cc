@@ -230,6 +230,12 @@ int LasMain(int argc, char** argv) {
   sigwait(&stop, &sig);
   std::fprintf(stderr, "cloister-las: stopping (signal %d)\n", sig);
   (*server)->Stop();
+  RelayBatcher::Counts relayed = batcher.counts();
+  if (relayed.requests > 0) {
+    std::fprintf(stderr, "cloister-las: relayed %llu starts to the CAS in %llu requests (at most %zu in one)\n",
+                 static_cast<unsigned long long>(relayed.starts), static_cast<unsigned long long>(relayed.requests),
+                 relayed.largest);
+  }
   if (!renewer.Stop(kRenewalStopWait)) {
     // A renewal is waiting on the CAS. Its file writes are atomic, so
     // leaving now loses nothing but that renewal.
