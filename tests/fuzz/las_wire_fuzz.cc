@@ -1,11 +1,13 @@
 // libFuzzer target on the LAS socket codec (untrusted: any local process
 // may connect and send anything), on the relayed reply's parser (the
-// runtime reads what a LAS hands it), and on the base64 decoder the CAS applies
+// runtime reads what a LAS hands it) and the batch splitter (the LAS reads
+// what the CAS answers), and on the base64 decoder the CAS applies
 // to evidence that arrives at its attestation endpoint.
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/bytes.h"
 #include "las/wire.h"
@@ -34,6 +36,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   if (relay::Parse(in, &reply, &error)) {
     if (reply.unsigned_part.size() + 2 + reply.signature.size() != size) __builtin_trap();
+  }
+  // The CAS's batch of replies, which the LAS splits: whatever splits
+  // encodes back to the same bytes. The count it must hold is read from the
+  // input itself, so that matching counts are reached.
+  if (size >= 4) {
+    const size_t expected = static_cast<size_t>(data[0]) << 24 | static_cast<size_t>(data[1]) << 16 |
+                            static_cast<size_t>(data[2]) << 8 | data[3];
+    std::vector<std::span<const uint8_t>> parts;
+    if (relay::DecodeBatch(in, expected, &parts, &error)) {
+      std::vector<std::vector<uint8_t>> copies;
+      for (auto part : parts) copies.emplace_back(part.begin(), part.end());
+      auto again = relay::EncodeBatch(copies);
+      if (again.size() != size || !std::equal(again.begin(), again.end(), data)) __builtin_trap();
+    }
   }
   if (size >= las::kResponseHeaderSize) (void)las::DecodeResponseHeader(in.first(las::kResponseHeaderSize));
   if (auto r = las::DecodeResponse(in); r.ok()) {
