@@ -21,7 +21,7 @@
 # Every start is timed by bench/start_load.cc (posix_spawn + waitpid of the
 # program itself, LD_PRELOAD and the CLOISTER_* variables set by the driver;
 # `cloister run` is not used, so its own exec is not counted). Stops the CAS
-# and the LAS and removes everything it made; bounded in time (about 60 s
+# and the LAS and removes everything it made; bounded in time (about 150 s
 # after the build).
 #
 #   bench/start_run.sh
