@@ -70,6 +70,13 @@ struct CreateOptions {
 struct OpenOptions {
   // Refuse to open unless the volume is in (or can return to) this state.
   std::optional<Tag> expected_tag;
+  // With expected_tag: open the newest state instead, if the expected one
+  // is a retained state it descends from. For a writer that reports its
+  // tags to a remote party after each commit, so that the party may lag
+  // behind: every newer state chains back to the expected one, so it was
+  // written by a key holder that had the expected state open. A journal
+  // damaged after the expected state is refused as without a tag.
+  bool accept_newer = false;
   bool read_only = false;
   // Budget for cached hash-tree nodes.
   size_t cache_bytes = size_t{16} << 20;

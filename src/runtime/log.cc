@@ -63,6 +63,13 @@ std::string PeerText(std::string_view text, size_t max) {
   return out;
 }
 
+void Log(std::string_view message) {
+  std::string line = "cloister-runtime: ";
+  line += PeerText(message, 4000);
+  line += '\n';
+  WriteAll(line.data(), line.size());
+}
+
 void FailClosed(std::string_view message) {
   std::string line = "cloister-runtime: ";
   line += PeerText(message, 4000);

@@ -25,6 +25,9 @@ bool DebugLogEnabled();
 // Appends one trace line (printf format) if the trace is on.
 void DebugLog(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
+// One line on stderr, always: errors the program cannot see otherwise.
+void Log(std::string_view message);
+
 // Prints "cloister-runtime: MESSAGE" as one line (control characters in
 // MESSAGE become spaces, so text taken from a peer cannot forge a second
 // line) and ends the process with kFailClosedStatus, without running exit

@@ -28,11 +28,28 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/log.cc
   ${CLOISTER_RUNTIME_DIR}/paths.cc
   ${CLOISTER_RUNTIME_DIR}/relayed.cc
+  ${CLOISTER_RUNTIME_DIR}/shield_client.cc
+  ${CLOISTER_RUNTIME_DIR}/shield_server.cc
+  ${CLOISTER_RUNTIME_DIR}/shield_wire.cc
   ${CLOISTER_RUNTIME_DIR}/volumes.cc
+  # The protected-volume library and what it needs, compiled again here as
+  # position-independent code for the file shield's volume server.
+  ${CLOISTER_RUNTIME_DIR}/../base/status.cc
+  ${CLOISTER_RUNTIME_DIR}/../base/secret.cc
+  ${CLOISTER_RUNTIME_DIR}/../base/bytes.cc
+  ${CLOISTER_RUNTIME_DIR}/../base/parallel.cc
+  ${CLOISTER_RUNTIME_DIR}/../base/clock.cc
+  ${CLOISTER_RUNTIME_DIR}/../os/env.cc
+  ${CLOISTER_RUNTIME_DIR}/../os/posix_env.cc
+  ${CLOISTER_RUNTIME_DIR}/../crypto/crypto.cc
+  ${CLOISTER_RUNTIME_DIR}/../volume/format.cc
+  ${CLOISTER_RUNTIME_DIR}/../volume/journal.cc
+  ${CLOISTER_RUNTIME_DIR}/../volume/volume.cc
   # Pure code shared with the CAS, which includes nothing but OpenSSL.
   ${CLOISTER_RUNTIME_DIR}/../attest/relay_reply.cc
   ${CLOISTER_RUNTIME_DIR}/../crypto/hpke.cc)
-target_include_directories(cloister_runtime_core PUBLIC ${CLOISTER_RUNTIME_DIR}/.. ${OPENSSL_INCLUDE_DIR})
+target_include_directories(cloister_runtime_core PUBLIC ${CLOISTER_RUNTIME_DIR}/.. ${CLOISTER_RUNTIME_DIR}/../../include
+  ${OPENSSL_INCLUDE_DIR})
 set_target_properties(cloister_runtime_core PROPERTIES
   POSITION_INDEPENDENT_CODE ON
   CXX_VISIBILITY_PRESET hidden

@@ -25,6 +25,7 @@
 #include "runtime/las_client.h"
 #include "runtime/log.h"
 #include "runtime/relayed.h"
+#include "runtime/shield_client.h"
 #include "runtime/volumes.h"
 
 extern char** environ;
@@ -192,12 +193,17 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   std::vector<SecretString> args = BuildArguments(grant.command, argc, argv);
   if (args.empty()) FailClosed("the program would start without any argument (not even its name)");
   std::vector<SecretString> env = BuildEnvironment(grant.environment, envp);
+  size_t volume_count = grant.volumes.size();
+  InstallVolumes(std::move(grant.volumes));
+  // The volume server opens every volume (and refuses a stale one) before
+  // the working directory, which may be on a volume, is entered.
+  Result<Done> shielded = shield::Start(InstalledVolumes());
+  if (!shielded.ok()) FailClosed(shielded.error() + evidence_note);
+  if (volume_count > 0) DebugLog("file shield started for %zu volumes", volume_count);
   if (!grant.pwd.empty() && ::chdir(grant.pwd.c_str()) != 0) {
     FailClosed("cannot change to the session's working directory " + grant.pwd + ": " + std::strerror(errno));
   }
   InstallInjectedFiles(std::move(files.value()));
-  size_t volume_count = grant.volumes.size();
-  InstallVolumes(std::move(grant.volumes));
 
   Launch launch;
   launch.argc = static_cast<int>(args.size());

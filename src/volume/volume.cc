@@ -568,7 +568,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     sizes.push_back(size);
   }
 
-  if (left_out_seq > states.back().seq + 1 && !opts_.expected_tag) {
+  if (left_out_seq > states.back().seq + 1 && (!opts_.expected_tag || opts_.accept_newer)) {
     // Not the trace of a crash: a commit that authenticates survives behind
     // one that does not. Choosing the last readable state would silently
     // throw committed data away, so only an expected tag may choose.
@@ -583,7 +583,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     bool found = false;
     for (size_t i = states.size(); i-- > 0;) {
       if (ConstantTimeEquals(states[i].tag, *opts_.expected_tag)) {
-        chosen = i;
+        chosen = opts_.accept_newer ? states.size() - 1 : i;
         found = true;
         break;
       }

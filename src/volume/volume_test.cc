@@ -304,6 +304,34 @@ TEST_F(VolumeTest, PreviousCommitStaysReachable) {
   EXPECT_EQ(Volume::Open(env_, "/vol", key_, o2).status().code(), StatusCode::kStale);
 }
 
+TEST_F(VolumeTest, AcceptNewerOpensTheNewestDescendant) {
+  ASSERT_OK(WriteFile(*v_, "/f", Str("one")));
+  Tag t1 = *v_->Commit();
+  ASSERT_OK(WriteFile(*v_, "/f", Str("two")));
+  Tag t2 = *v_->Commit();
+  ASSERT_OK(WriteFile(*v_, "/f", Str("three")));
+  Tag t3 = *v_->Commit();
+  // The remote party saw only t1; the commits after it were made by the
+  // key holder and chain back to it, so they are kept.
+  OpenOptions o;
+  o.expected_tag = t1;
+  o.accept_newer = true;
+  v_ = Reopen(o);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(v_->Info().tag, t3);
+  EXPECT_EQ(*ReadFile(*v_, "/f"), Str("three"));
+  o.expected_tag = t3;
+  v_ = Reopen(o);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(v_->Info().tag, t3);
+  // A tag the volume never had is still stale.
+  Tag other = t2;
+  other[0] ^= 1;
+  o.expected_tag = other;
+  v_.reset();
+  EXPECT_EQ(Volume::Open(env_, "/vol", key_, o).status().code(), StatusCode::kStale);
+}
+
 TEST_F(VolumeTest, SplicedDiscardedCommitIsIgnored) {
   // Regression: commit A, commit B, return to A (B is discarded), commit C,
   // then an attacker appends B's saved commit frames to the journal. The

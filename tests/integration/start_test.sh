@@ -12,15 +12,8 @@ RUNTIME="$4"
 READER="$5"
 T="$(mktemp -d)"
 PIDS=()
-cleanup() {
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$T"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/checks.sh"
-json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
+source "$(dirname "$0")/services.sh"
 for tool in curl; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed"; exit 0; }
 done
@@ -32,32 +25,6 @@ for tool in "$PYTHON" "$PERL"; do
   [ -x "$tool" ] || { echo "SKIP: $tool is not installed"; exit 0; }
 done
 
-# start_cas NAME [flags]: a CAS with state in $T/NAME; sets NAME_API, NAME_ATTEST, NAME_KEY.
-start_cas() {
-  local name="$1"
-  shift
-  "$CAS_BIN" --state-dir "$T/$name" --api-listen 127.0.0.1:0 --attest-listen 127.0.0.1:0 \
-    --unseal-key-file "$T/$name.unseal" --ports-file "$T/$name.ports" --admin "$ID_A" "$@" \
-    >"$T/$name.out" 2>"$T/$name.log" &
-  PIDS+=($!)
-  eval "${name}_PID=$!"
-  for _ in $(seq 100); do [ -s "$T/$name.ports" ] && break; sleep 0.1; done
-  eval "${name}_API=$(json_field '["api"]' <"$T/$name.ports")"
-  eval "${name}_ATTEST=$(json_field '["attest"]' <"$T/$name.ports")"
-  eval "${name}_KEY=$(json_field '["key_hash"]' <"$T/$name.ports")"
-}
-# start_las NAME CAS-NAME: a LAS with state in $T/NAME joined to that CAS, socket $T/NAME.sock.
-start_las() {
-  local name="$1" cas="$2" api key
-  api="$(eval echo "\$${cas}_API")"
-  key="$(eval echo "\$${cas}_KEY")"
-  "$CLOISTER" cas join-token create --cas "127.0.0.1:$api" --cas-key "$key" --identity "$T/a" --ttl 10m \
-    --out "$T/$name.token" 2>/dev/null
-  "$LAS_BIN" --state-dir "$T/$name" --cas "127.0.0.1:$api" --cas-key "$key" --socket "$T/$name.sock" \
-    --join-token-file "$T/$name.token" --name "$name" >"$T/$name.out" 2>"$T/$name.log" &
-  PIDS+=($!)
-  for _ in $(seq 100); do grep -q "listening on" "$T/$name.out" 2>/dev/null && break; sleep 0.1; done
-}
 # protected CONFIG PROGRAM [ARGS...]: start a program under the runtime against CAS "main" and LAS "las1";
 # output in $T/out and $T/err, exit status in RC. The LAS relays the attestation, unless DIRECT=1 or
 # CAS_ADDR= is set: then the program connects to the CAS's attestation endpoint itself.

@@ -1,0 +1,122 @@
+// The file shield's messages between a protected process (the client) and
+// its volume server (docs/runtime.md, "The file shield").
+//
+// The server is a child the runtime forks before main, so both ends run
+// the same build of the library: the messages are plain structures, not a
+// stable format. Each travels as one SOCK_SEQPACKET datagram, a fixed part
+// followed by variable bytes (paths in a request; a link target or
+// directory entries in a reply); descriptors travel as SCM_RIGHTS.
+//
+// Shared dirty map: a file's plaintext lives in a memfd that every process
+// maps or reads and writes directly; next to it, a second memfd holds a
+// DirtyMap, where the clients mark the chunks they wrote and the server
+// finds them when it commits.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace cloister::runtime::shield {
+
+inline constexpr size_t kMaxMessage = 64 * 1024;
+inline constexpr size_t kMaxPathBytes = 4096;
+
+enum class Op : uint32_t {
+  kOpen = 1,   // path, flags, mode -> stat (+ memfd and dirty map for files)
+  kStat,       // path (symbolic links followed)
+  kLstat,      // path
+  kMkdir,      // path, mode
+  kRmdir,      // path
+  kUnlink,     // path
+  kRename,     // path -> path2; flags: RENAME_NOREPLACE
+  kSymlink,    // target (path2) at path
+  kReadlink,   // path -> target
+  kChmod,      // path, mode
+  kSetMtime,   // path, time_ns
+  kTruncate,   // path, arg = size
+  kList,       // path, arg = index of the first entry wanted
+  kSync,       // file_id (0: the whole volume): write it out and commit
+  kClose,      // file_id: the process closed its last descriptor; no reply
+};
+
+struct Request {
+  Op op;
+  uint32_t volume;   // index into the mounts
+  int32_t flags;
+  uint32_t mode;
+  uint64_t file_id;
+  uint64_t arg;
+  int64_t time_ns;
+  uint16_t path_len;   // bytes of the path, after the fixed part
+  uint16_t path2_len;  // bytes of the second path, after the first
+};
+
+enum : uint8_t { kTypeFile = 1, kTypeDirectory = 2, kTypeSymlink = 3 };
+
+struct StatInfo {
+  uint64_t ino;
+  uint64_t size;
+  int64_t mtime_ns;
+  uint32_t mode;  // permission bits
+  uint8_t type;
+};
+
+struct Reply {
+  int32_t error;  // 0, or the errno of the failure
+  uint32_t chunk_size;
+  uint64_t file_id;
+  StatInfo st;
+  uint32_t count;     // kList: entries in this reply; kOpen: descriptors sent
+  uint32_t more;      // kList: 1 if entries follow after these
+  uint32_t data_len;  // bytes after the fixed part
+};
+
+// kList entries, packed one after the other.
+struct ListEntry {
+  uint64_t ino;
+  uint8_t type;
+  uint8_t name_len;  // names are 1..255 bytes
+};
+
+// The head of a file's dirty map; the bit map follows at kDirtyBitsOffset,
+// one bit per chunk, up to kDirtyMaxChunks chunks. Chunks past that (or
+// writes the client cannot see, such as a shared writable mapping) are
+// covered by a full comparison at commit time instead.
+struct DirtyHead {
+  uint64_t magic;
+  // Set by a client that gave up on precise marks for this file: the
+  // server then compares every chunk at the next commit.
+  std::atomic<uint32_t> full_scan;
+  // Set while some process holds a shared mapping of the file: every
+  // commit compares every chunk.
+  std::atomic<uint32_t> shared_mappings;
+  // The lowest size the file had since the last commit (~0: no shrink).
+  std::atomic<uint64_t> low_size;
+  // One more than the highest chunk ever marked.
+  std::atomic<uint64_t> marked_end;
+};
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "the dirty map is shared between processes");
+
+inline constexpr uint64_t kDirtyMagic = 0x434c4f4953544452ull;
+inline constexpr size_t kDirtyBitsOffset = 4096;
+inline constexpr uint64_t kDirtyMaxChunks = uint64_t{1} << 24;  // 64 GiB at 4 KiB chunks
+inline constexpr size_t kDirtyMapBytes = kDirtyBitsOffset + kDirtyMaxChunks / 8;
+
+// Marks [offset, offset + length) of a file with chunks of 2^shift bytes
+// as written. Lock-free and async-signal-safe.
+void MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t length);
+// Records that the file was cut to `size`.
+void MarkShrunk(DirtyHead* head, uint64_t size);
+
+// Sends one datagram (`head` then `data`) with up to 2 descriptors. False
+// with errno set on failure.
+bool SendDatagram(int sock, const void* head, size_t head_len, const void* data, size_t data_len, const int* fds,
+                  int nfds);
+// Receives one datagram into `buf`; descriptors (at most 2) into `fds`.
+// Returns the bytes received, 0 at end of stream, -1 with errno set.
+ssize_t ReceiveDatagram(int sock, void* buf, size_t cap, int* fds, int* nfds);
+
+}  // namespace cloister::runtime::shield
