@@ -94,7 +94,8 @@ if(NOT CLOISTER_SANITIZE)
 endif()
 
 if(CLOISTER_TESTS)
-  add_executable(runtime_test ${CLOISTER_RUNTIME_DIR}/runtime_test.cc ${CLOISTER_RUNTIME_DIR}/relayed_test.cc)
+  add_executable(runtime_test ${CLOISTER_RUNTIME_DIR}/runtime_test.cc ${CLOISTER_RUNTIME_DIR}/relayed_test.cc
+    ${CLOISTER_RUNTIME_DIR}/shield_test.cc)
   target_link_libraries(runtime_test PRIVATE cloister_runtime_core OpenSSL::SSL OpenSSL::Crypto
     GTest::gtest GTest::gtest_main)
   add_test(NAME runtime_test COMMAND runtime_test)

@@ -243,7 +243,7 @@ void Release(Slot* s) {
   delete s;
 }
 
-bool Install(int fd, Slot* s) {
+bool InstallSlot(int fd, Slot* s) {
   if (fd >= kMaxFds) return false;
   Slot* old = g_fds[fd].exchange(s, std::memory_order_acq_rel);
   if (old != nullptr) Release(old);
@@ -382,7 +382,7 @@ int Open(const Target& t, int flags, mode_t mode) {
     delete s;
     return -1;
   }
-  if (!Install(fd, s)) {
+  if (!InstallSlot(fd, s)) {
     ::close(fd);
     delete s;
     errno = EMFILE;
@@ -651,7 +651,7 @@ void Duplicated(int from, int to) {
   }
   if (from == to) return;
   s->refs.fetch_add(1, std::memory_order_acq_rel);
-  if (!Install(to, s)) Release(s);
+  if (!InstallSlot(to, s)) Release(s);
 }
 
 int Fstat(int fd, struct stat* buf) {
@@ -906,7 +906,10 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts) {
   Reply r;
   std::memcpy(&r, why.data(), sizeof(r));
   if (r.error != 0) return Fail(why.substr(sizeof(Reply), static_cast<size_t>(n) - sizeof(Reply)));
+  return Install(mounts, control[0], conn[0]);
+}
 
+Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int conn) {
   auto* list = new std::vector<Mount>;
   for (const VolumeMount& vm : mounts) {
     Mount m;
@@ -923,8 +926,8 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts) {
   g_mounts = list;
   g_fds = static_cast<std::atomic<Slot*>*>(std::calloc(kMaxFds, sizeof(std::atomic<Slot*>)));
   if (g_fds == nullptr) return Fail("out of memory");
-  g_control = MoveHigh(control[0]);
-  g_conn = MoveHigh(conn[0]);
+  g_control = MoveHigh(control);
+  g_conn = MoveHigh(conn);
   g_conn_pid = ::getpid();
   ::pthread_atfork(nullptr, nullptr, ChildAfterFork);
   g_active.store(true, std::memory_order_release);

@@ -36,6 +36,11 @@ namespace cloister::runtime::shield {
 // Called once, before main, single-threaded.
 Result<Done> Start(const std::vector<VolumeMount>& mounts);
 
+// Installs the client side in this process, connected to a server that
+// already opened `mounts` (Start does this after the fork; tests run the
+// server on a thread). Takes ownership of both descriptors.
+Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int conn);
+
 // True once the shield is installed in this process (one atomic load).
 bool Active();
 

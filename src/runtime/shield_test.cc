@@ -1,0 +1,271 @@
+// The file shield's client and volume server together, in one process: the
+// server runs on a thread, the client side is installed as before main.
+// The shims themselves live only in the library (they would replace
+// libc's functions for the test too), so the tests call what they call:
+// the real write, then the shield's mark.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/secret.h"
+#include "cloister/volume.h"
+#include "os/env.h"
+#include "runtime/shield_client.h"
+#include "runtime/shield_server.h"
+
+namespace cloister::runtime::shield {
+namespace {
+
+std::string g_mount;
+runtime::SecretBytes g_key;
+
+class ShieldTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (Active()) return;
+    char tmpl[] = "/tmp/cloister-shield-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    g_mount = std::string(tmpl) + "/vol";
+    g_key.resize(32);
+    ASSERT_EQ(RAND_bytes(g_key.data(), 32), 1);
+    ServerVolume v;
+    v.name = "data";
+    v.path = g_mount;
+    v.key = g_key;
+    Result<std::unique_ptr<Server>> server = Server::Open({v});
+    ASSERT_TRUE(server.ok()) << server.error();
+    int control[2], conn[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, conn), 0);
+    // Serves until the process ends: the client side stays installed.
+    Server* raw = server.value().release();
+    new std::thread([raw, c = control[1], f = conn[1]] { raw->Serve(c, f); });
+    VolumeMount m;
+    m.name = "data";
+    m.path = g_mount;
+    m.key = g_key;
+    m.update_policy = "rollback-protected";
+    Result<Done> installed = Install({m}, control[0], conn[0]);
+    ASSERT_TRUE(installed.ok()) << installed.error();
+  }
+
+  static Target T(const std::string& inner) {
+    Target t;
+    EXPECT_TRUE(Route(AT_FDCWD, (g_mount + inner).c_str(), &t)) << inner;
+    return t;
+  }
+
+  // What the shims do for pwrite.
+  static void Write(int fd, const std::string& data, off_t at) {
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), at), static_cast<ssize_t>(data.size()));
+    Wrote(fd, at, data.size());
+  }
+
+  static void Close(int fd) {
+    Closing(fd);
+    ::close(fd);
+  }
+
+  // The file as the volume on disk holds it, read with the volume library.
+  static std::string Stored(const std::string& inner) {
+    cloister::SecretBytes key(g_key.data(), g_key.size());
+    volume::OpenOptions o;
+    o.read_only = true;
+    auto v = volume::Volume::Open(os::Env::Posix(), g_mount, key, o);
+    if (!v.ok()) return "open failed: " + v.status().message();
+    auto f = (*v)->OpenFile(inner, volume::OpenFlags{});
+    if (!f.ok()) return "no file: " + f.status().message();
+    auto st = (*f)->GetStat();
+    std::string out(st->size, '\0');
+    auto got = (*f)->ReadAt(0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()), out.size()));
+    if (!got.ok()) return "read failed: " + got.status().message();
+    out.resize(*got);
+    return out;
+  }
+};
+
+TEST_F(ShieldTest, RoutesOnlyPathsUnderTheMount) {
+  Target t;
+  EXPECT_TRUE(Route(AT_FDCWD, g_mount.c_str(), &t));
+  EXPECT_EQ(t.inner.view(), "/");
+  EXPECT_TRUE(Route(AT_FDCWD, (g_mount + "/a/../b//c").c_str(), &t));
+  EXPECT_EQ(t.inner.view(), "/b/c");
+  EXPECT_FALSE(Route(AT_FDCWD, (g_mount + "x/y").c_str(), &t));
+  EXPECT_FALSE(Route(AT_FDCWD, "/etc/passwd", &t));
+}
+
+TEST_F(ShieldTest, SyncedWritesReachTheVolume) {
+  int fd = Open(T("/synced.txt"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(IsShielded(fd));
+  Write(fd, "hello, volume", 0);
+  Write(fd, std::string(10000, 'z'), 20000);
+  ASSERT_EQ(Sync(fd), 0);
+  std::string want = "hello, volume" + std::string(20000 - 13, '\0') + std::string(10000, 'z');
+  EXPECT_EQ(Stored("/synced.txt"), want);
+  struct stat st;
+  ASSERT_EQ(Fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 30000);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  struct stat by_path;
+  ASSERT_EQ(Stat(T("/synced.txt"), &by_path, true), 0);
+  EXPECT_EQ(by_path.st_ino, st.st_ino);
+  EXPECT_EQ(by_path.st_dev, st.st_dev);
+  EXPECT_EQ(by_path.st_size, 30000);
+  Close(fd);
+}
+
+TEST_F(ShieldTest, TwoDescriptorsSeeEachOthersWritesAtOnce) {
+  int a = Open(T("/shared.txt"), O_CREAT | O_RDWR, 0600);
+  int b = Open(T("/shared.txt"), O_RDONLY, 0);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  Write(a, "written through a", 0);
+  char buf[32] = {};
+  EXPECT_EQ(::pread(b, buf, sizeof(buf), 0), 17);
+  EXPECT_STREQ(buf, "written through a");
+  // Each has its own offset.
+  EXPECT_EQ(::lseek(a, 0, SEEK_CUR), 0);
+  EXPECT_EQ(::read(b, buf, 7), 7);
+  EXPECT_EQ(::lseek(a, 0, SEEK_CUR), 0);
+  EXPECT_EQ(::write(b, "x", 1), -1) << "opened read-only";
+  Close(a);
+  Close(b);
+}
+
+TEST_F(ShieldTest, ShrinkThenGrowLeavesZeros) {
+  int fd = Open(T("/cut.bin"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  Write(fd, std::string(10000, 'x'), 0);
+  ASSERT_EQ(Sync(fd), 0);
+  // Cut and grown back to the same size before the next commit: the
+  // volume must not keep the old bytes past the cut.
+  ASSERT_EQ(::ftruncate(fd, 5000), 0);
+  Shrunk(fd, 5000);
+  ASSERT_EQ(::ftruncate(fd, 10000), 0);
+  Shrunk(fd, 10000);
+  ASSERT_EQ(Sync(fd), 0);
+  EXPECT_EQ(Stored("/cut.bin"), std::string(5000, 'x') + std::string(5000, '\0'));
+  Close(fd);
+}
+
+TEST_F(ShieldTest, WritesThroughASharedMappingAreFound) {
+  int fd = Open(T("/mapped.bin"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 8192), 0);
+  WritesUnseen(fd, /*mapping=*/true);
+  void* p = ::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  std::memcpy(static_cast<char*>(p) + 4096, "via mmap", 8);
+  ASSERT_EQ(Sync(fd), 0);
+  std::string want(8192, '\0');
+  want.replace(4096, 8, "via mmap");
+  EXPECT_EQ(Stored("/mapped.bin"), want);
+  ::munmap(p, 8192);
+  Close(fd);
+}
+
+TEST_F(ShieldTest, ThreadsWriteAndSyncTogether) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 50;
+  int fd0 = Open(T("/threads.bin"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd0, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([i] {
+      int fd = Open(T("/threads.bin"), O_RDWR, 0);
+      ASSERT_GE(fd, 0);
+      for (int r = 0; r < kRounds; ++r) {
+        std::string block(4096, static_cast<char>('a' + i));
+        block[0] = static_cast<char>('0' + r % 10);
+        Write(fd, block, static_cast<off_t>((r * kThreads + i) * 4096));
+        ASSERT_EQ(Sync(fd), 0);
+      }
+      Close(fd);
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::string stored = Stored("/threads.bin");
+  ASSERT_EQ(stored.size(), size_t{kThreads * kRounds * 4096});
+  for (int r = 0; r < kRounds; ++r) {
+    for (int i = 0; i < kThreads; ++i) {
+      size_t at = static_cast<size_t>((r * kThreads + i) * 4096);
+      EXPECT_EQ(stored[at], static_cast<char>('0' + r % 10));
+      EXPECT_EQ(stored[at + 1], static_cast<char>('a' + i));
+    }
+  }
+  Close(fd0);
+}
+
+TEST_F(ShieldTest, NamespaceCalls) {
+  ASSERT_EQ(Mkdir(T("/dir"), 0700), 0);
+  EXPECT_EQ(Mkdir(T("/dir"), 0700), -1);
+  EXPECT_EQ(errno, EEXIST);
+  int fd = Open(T("/dir/one"), O_CREAT | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  Write(fd, "1", 0);
+  Close(fd);
+  ASSERT_EQ(Rename(T("/dir/one"), T("/dir/two"), 0), 0);
+  fd = Open(T("/dir/three"), O_CREAT | O_WRONLY | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  Close(fd);
+  EXPECT_EQ(Open(T("/dir/three"), O_CREAT | O_WRONLY | O_EXCL, 0600), -1);
+  EXPECT_EQ(errno, EEXIST);
+  EXPECT_EQ(Rename(T("/dir/two"), T("/dir/three"), 1 /* RENAME_NOREPLACE */), -1);
+  EXPECT_EQ(errno, EEXIST);
+
+  DIR* d = OpenDir(T("/dir"));
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(IsShieldDir(d));
+  std::vector<std::string> names;
+  while (struct dirent64* e = ReadDir(d)) names.push_back(e->d_name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "three", "two"}));
+  EXPECT_EQ(CloseDir(d), 0);
+
+  // A removed file stays readable through a descriptor opened before.
+  fd = Open(T("/dir/two"), O_RDONLY, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(Unlink(T("/dir/two")), 0);
+  char c = 0;
+  EXPECT_EQ(::pread(fd, &c, 1, 0), 1);
+  EXPECT_EQ(c, '1');
+  Close(fd);
+  struct stat st;
+  EXPECT_EQ(Stat(T("/dir/two"), &st, true), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(Rmdir(T("/dir")), -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  ASSERT_EQ(Unlink(T("/dir/three")), 0);
+  EXPECT_EQ(Rmdir(T("/dir")), 0);
+}
+
+TEST_F(ShieldTest, DirectoryDescriptorsAnchorRelativePaths) {
+  ASSERT_EQ(Mkdir(T("/anchor"), 0700), 0);
+  int dfd = Open(T("/anchor"), O_RDONLY | O_DIRECTORY, 0);
+  ASSERT_GE(dfd, 0);
+  EXPECT_TRUE(IsShieldedDirectory(dfd));
+  Target t;
+  ASSERT_TRUE(Route(dfd, "inside.txt", &t));
+  EXPECT_EQ(t.inner.view(), "/anchor/inside.txt");
+  struct stat st;
+  ASSERT_EQ(Fstat(dfd, &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(Open(T("/anchor"), O_RDWR, 0), -1);
+  EXPECT_EQ(errno, EISDIR);
+  Close(dfd);
+}
+
+}  // namespace
+}  // namespace cloister::runtime::shield
