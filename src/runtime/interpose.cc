@@ -28,6 +28,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +63,10 @@ int __fxstatat(int ver, int dirfd, const char* path, struct stat* buf, int flags
 int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* buf, int flags) noexcept;
 int __fxstat(int ver, int fd, struct stat* buf) noexcept;
 int __fxstat64(int ver, int fd, struct stat64* buf) noexcept;
+char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) noexcept;
+char* __getcwd_chk(char* buf, size_t size, size_t buflen) noexcept;
+ssize_t __readlink_chk(const char* path, char* buf, size_t size, size_t buflen) noexcept;
+ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t size, size_t buflen) noexcept;
 }
 
 static_assert(sizeof(struct stat) == sizeof(struct stat64), "x86-64 and aarch64: one stat layout");
@@ -85,7 +90,8 @@ namespace {
   X(link) X(linkat) X(readlink) X(readlinkat) X(symlink) X(symlinkat) X(chmod) X(fchmod) X(fchmodat)          \
   X(utimensat) X(futimens) X(opendir) X(fdopendir) X(readdir) X(readdir64) X(closedir) X(dirfd)              \
   X(rewinddir) X(getdents64) X(chdir) X(fchdir) X(getcwd) X(mmap) X(mmap64) X(fdopen)                          \
-  X(sendfile) X(sendfile64) X(copy_file_range) X(splice)
+  X(sendfile) X(sendfile64) X(copy_file_range) X(splice) X(realpath) X(canonicalize_file_name)                 \
+  X(get_current_dir_name) X(__realpath_chk) X(__getcwd_chk) X(__readlink_chk) X(__readlinkat_chk)
 // clang-format on
 
 #define CLOISTER_SLOT(name) std::atomic<void*> g_real_##name{nullptr};
@@ -830,23 +836,29 @@ CLOISTER_EXPORT int fcntl64(int fd, int cmd, ...) {
 // A shared mapping may be written without any call the shims see: the
 // file is compared in full at every commit from then on.
 CLOISTER_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) noexcept {
-  if ((flags & MAP_SHARED) != 0 && shield::IsShielded(fd)) shield::WritesUnseen(fd, true);
   auto real = REAL(mmap);
   if (real == nullptr) {
     errno = ENOSYS;
     return MAP_FAILED;
   }
-  return real(addr, len, prot, flags, fd, off);
+  void* p = real(addr, len, prot, flags, fd, off);
+  // Only a mapping that exists can be written (MAP_SHARED_VALIDATE with
+  // MAP_SYNC, say, is refused on a memfd).
+  if (p != MAP_FAILED && (flags & MAP_SHARED) != 0 && shield::IsShielded(fd)) shield::WritesUnseen(fd, true);
+  return p;
 }
 
 CLOISTER_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) noexcept {
-  if ((flags & MAP_SHARED) != 0 && shield::IsShielded(fd)) shield::WritesUnseen(fd, true);
   auto real = REAL(mmap64);
   if (real == nullptr) {
     errno = ENOSYS;
     return MAP_FAILED;
   }
-  return real(addr, len, prot, flags, fd, off);
+  void* p = real(addr, len, prot, flags, fd, off);
+  // Only a mapping that exists can be written (MAP_SHARED_VALIDATE with
+  // MAP_SYNC, say, is refused on a memfd).
+  if (p != MAP_FAILED && (flags & MAP_SHARED) != 0 && shield::IsShielded(fd)) shield::WritesUnseen(fd, true);
+  return p;
 }
 
 CLOISTER_EXPORT FILE* fdopen(int fd, const char* mode) noexcept {
@@ -894,6 +906,40 @@ CLOISTER_EXPORT ssize_t splice(int in, off64_t* in_at, int out, off64_t* out_at,
   ssize_t r = real(in, in_at, out, out_at, n, flags);
   if (r > 0) shield::CopiedInto(out);
   return r;
+}
+
+// glibc's realpath asks the kernel for the working directory and for each
+// component: on a volume it would find neither.
+CLOISTER_EXPORT char* realpath(const char* path, char* resolved) noexcept {
+  if (shield::Active() && path != nullptr) {
+    shield::Target t;
+    if (shield::Route(AT_FDCWD, path, &t)) return shield::Realpath(t, resolved);
+    PathBuffer abs;
+    if (shield::AbsoluteFromVirtualCwd(path, &abs)) {
+      auto real = REAL(realpath);
+      return real != nullptr ? real(abs.data, resolved) : nullptr;
+    }
+  }
+  auto real = REAL(realpath);
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return nullptr;
+  }
+  return real(path, resolved);
+}
+
+CLOISTER_EXPORT char* canonicalize_file_name(const char* path) noexcept { return realpath(path, nullptr); }
+
+CLOISTER_EXPORT char* get_current_dir_name() noexcept {
+  bool handled = false;
+  char* r = shield::Getcwd(nullptr, 0, &handled);
+  if (handled) return r;
+  auto real = REAL(get_current_dir_name);
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return nullptr;
+  }
+  return real();
 }
 
 // ---- the file shield: names ----
@@ -1121,6 +1167,39 @@ CLOISTER_EXPORT char* getcwd(char* buf, size_t size) noexcept {
     return nullptr;
   }
   return real(buf, size);
+}
+
+// The _FORTIFY_SOURCE forms: the same, with the buffer's size checked.
+CLOISTER_EXPORT char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) noexcept {
+  if (resolved != nullptr && resolvedlen < PATH_MAX) {
+    auto real = REAL(__realpath_chk);
+    return real != nullptr ? real(path, resolved, resolvedlen) : nullptr;
+  }
+  return realpath(path, resolved);
+}
+
+CLOISTER_EXPORT char* __getcwd_chk(char* buf, size_t size, size_t buflen) noexcept {
+  if (size > buflen) {
+    auto real = REAL(__getcwd_chk);
+    return real != nullptr ? real(buf, size, buflen) : nullptr;
+  }
+  return getcwd(buf, size);
+}
+
+CLOISTER_EXPORT ssize_t __readlink_chk(const char* path, char* buf, size_t size, size_t buflen) noexcept {
+  if (size > buflen) {
+    auto real = REAL(__readlink_chk);
+    return real != nullptr ? real(path, buf, size, buflen) : Missing();
+  }
+  return readlink(path, buf, size);
+}
+
+CLOISTER_EXPORT ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t size, size_t buflen) noexcept {
+  if (size > buflen) {
+    auto real = REAL(__readlinkat_chk);
+    return real != nullptr ? real(dirfd, path, buf, size, buflen) : Missing();
+  }
+  return readlinkat(dirfd, path, buf, size);
 }
 
 }  // namespace cloister::runtime

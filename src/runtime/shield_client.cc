@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -520,6 +521,34 @@ int Chdir(const Target& t) {
   pthread_mutex_unlock(&g_cwd_mu);
   delete old;
   return 0;
+}
+
+char* Realpath(const Target& t, char* resolved) {
+  struct stat st;
+  if (Stat(t, &st, true) != 0) return nullptr;
+  std::string abs = MountOf(static_cast<uint32_t>(t.volume)).path;
+  if (t.inner.view() != "/") abs.append(t.inner.view());
+  if (abs.size() >= PATH_MAX) {
+    errno = ENAMETOOLONG;
+    return nullptr;
+  }
+  if (resolved == nullptr) {
+    resolved = static_cast<char*>(std::malloc(PATH_MAX));
+    if (resolved == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+  }
+  std::memcpy(resolved, abs.c_str(), abs.size() + 1);
+  return resolved;
+}
+
+bool AbsoluteFromVirtualCwd(const char* path, PathBuffer* out) {
+  if (!Active() || path[0] == '/' || path[0] == '\0') return false;
+  pthread_mutex_lock(&g_cwd_mu);
+  std::string cwd = g_cwd != nullptr ? *g_cwd : std::string();
+  pthread_mutex_unlock(&g_cwd_mu);
+  return !cwd.empty() && NormalizePath(cwd, path, *out);
 }
 
 void LeftVolumeCwd() {

@@ -70,6 +70,12 @@ int Chmod(const Target& t, mode_t mode);
 int SetTimes(const Target& t, const struct timespec times[2]);
 int Truncate(const Target& t, off_t size);
 int Chdir(const Target& t);
+// realpath(3) of a path on a volume: lexical, and the path must exist.
+char* Realpath(const Target& t, char* resolved);
+// A relative `path` made absolute against a working directory on a
+// volume; false if the working directory is not on one (or `path` is
+// absolute).
+bool AbsoluteFromVirtualCwd(const char* path, PathBuffer* out);
 
 // ---- calls on descriptors ----
 // Whether `fd` is a shielded file or directory (one load).

@@ -295,6 +295,8 @@ Status ServerImpl::Flush(Loaded& f) {
     }
   }
   if (full) {
+    DebugLog("shield: comparing all %llu bytes of file %llu (unmarked writers)", static_cast<unsigned long long>(size),
+             static_cast<unsigned long long>(f.ino));
     // Writes the clients could not mark: compare every chunk with what the
     // volume holds and write the ones that differ.
     check_buf_.resize(static_cast<size_t>(C));
@@ -343,6 +345,7 @@ Status ServerImpl::CommitVolume(size_t v) {
 
 void ServerImpl::Answer(int conn, Reply& reply, const void* data, size_t len, const int* fds, int nfds) {
   reply.data_len = static_cast<uint32_t>(len);
+  if (reply.error != 0) DebugLog("shield: %s", std::strerror(reply.error));
   // A client that went away misses its answer; nothing else to do.
   (void)SendDatagram(conn, &reply, sizeof(reply), data, len, fds, nfds);
 }
@@ -447,6 +450,10 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
   Mounted& m = mounts_[v];
   std::string path(p1, req.path_len);
   std::string path2(p2, req.path2_len);
+  if (req.op != Op::kSync && req.op != Op::kClose) {
+    DebugLog("shield: request %u on %s%s%s flags %#x", static_cast<unsigned>(req.op), path.c_str(),
+             path2.empty() ? "" : " -> ", path2.c_str(), static_cast<unsigned>(req.flags));
+  }
   auto fail_ro = [&]() {
     if (!m.config.read_only) return false;
     r.error = EROFS;
