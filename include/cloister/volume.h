@@ -83,6 +83,11 @@ struct OpenOptions {
   // A journal that reaches this size is closed; the next commit starts a new
   // one, and the older of two journals is then checkpointed into the objects.
   uint64_t journal_rotate_bytes = uint64_t{64} << 20;
+  // The journal is extended with zeros this far ahead of its end (0: not
+  // at all), so that most commits overwrite allocated space and need only
+  // fdatasync, not a metadata update of the file system. A zero tail reads
+  // as the end of the journal; a writer's close cuts it off.
+  uint64_t journal_preallocate_bytes = uint64_t{1} << 20;
   // A file's data key is replaced (the file re-encrypted under a new one)
   // before it has been used for this many chunk encryptions, which keeps
   // the probability of a random-nonce collision below 2^-32.

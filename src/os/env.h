@@ -28,6 +28,9 @@ class File {
   // Makes the file's contents durable (fdatasync semantics are not enough
   // when the size changed, so implementations use fsync).
   virtual Status Sync() = 0;
+  // The same, for a file whose size has not changed since its last Sync
+  // (fdatasync: no metadata update when only allocated blocks changed).
+  virtual Status DataSync() { return Sync(); }
 };
 
 // Held while alive; released when destroyed.

@@ -65,6 +65,11 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  Status DataSync() override {
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
+    return Status::Ok();
+  }
+
  private:
   int fd_;
   std::string path_;
