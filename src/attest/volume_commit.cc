@@ -124,6 +124,57 @@ bool Fail(std::string* error, std::string what) {
   return false;
 }
 
+// Reads a flat JSON object whose members are exactly `names`, each once, in
+// any order: `member(i, reader, error)` reads the value of names[i].
+template <typename Member>
+bool ReadFlatObject(std::string_view body, std::span<const std::string_view> names, Member member,
+                    std::string* error) {
+  FlatJsonReader r(body);
+  if (!r.Consume('{')) return Fail(error, "the body is not a JSON object");
+  std::vector<bool> seen(names.size());
+  bool first = true;
+  while (!r.Peek('}')) {
+    if (!first && !r.Consume(',')) return Fail(error, "members must be separated by commas");
+    first = false;
+    std::string_view name;
+    if (!r.String(&name) || !r.Consume(':')) return Fail(error, "a member name is malformed");
+    size_t field = names.size();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (name == names[i]) field = i;
+    }
+    if (field == names.size()) return Fail(error, "unknown member \"" + std::string(name.substr(0, 32)) + "\"");
+    if (seen[field]) return Fail(error, "member \"" + std::string(name) + "\" appears twice");
+    seen[field] = true;
+    if (!member(field, r, error)) return false;
+  }
+  if (!r.Consume('}') || !r.AtEnd()) return Fail(error, "the body has bytes after its object");
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!seen[i]) return Fail(error, "member \"" + std::string(names[i]) + "\" is missing");
+  }
+  return true;
+}
+
+bool ReadSeq(FlatJsonReader& r, uint64_t* seq, std::string* error) {
+  if (!r.Unsigned(seq)) return Fail(error, "seq is not an integer from 0 to 2^64-1");
+  return true;
+}
+
+bool ReadVolume(std::string_view value, std::string* volume, std::string* error) {
+  if (!IsVolumeName(value)) return Fail(error, "volume is not 1 to 64 of A-Z a-z 0-9 _ -");
+  volume->assign(value);
+  return true;
+}
+
+bool ReadTag(std::string_view value, Tag* tag, std::string* error) {
+  if (value.size() != 2 * tag->size()) return Fail(error, "tag is not 64 lower-case hex digits");
+  for (size_t i = 0; i < tag->size(); ++i) {
+    int hi = LowerHexDigit(value[2 * i]), lo = LowerHexDigit(value[2 * i + 1]);
+    if (hi < 0 || lo < 0) return Fail(error, "tag is not 64 lower-case hex digits");
+    (*tag)[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
 }  // namespace
 
 bool IsVolumeName(std::string_view name) {
@@ -192,68 +243,37 @@ bool BuildRequest(std::span<const uint8_t> token, const relay::Point& key, std::
 
 bool ParseRequest(std::string_view body, Request* out, std::string* error) {
   if (body.size() > kMaxBody) return Fail(error, "the body is larger than " + std::to_string(kMaxBody) + " bytes");
-  FlatJsonReader r(body);
-  if (!r.Consume('{')) return Fail(error, "the body is not a JSON object");
   enum Field { kToken, kKey, kVolume, kSeq, kTag, kSignature, kFields };
   static constexpr std::string_view kNames[kFields] = {"token", "key", "volume", "seq", "tag", "signature"};
-  bool seen[kFields] = {};
   Request req;
-  bool first = true;
-  while (!r.Peek('}')) {
-    if (!first && !r.Consume(',')) return Fail(error, "members must be separated by commas");
-    first = false;
-    std::string_view name;
-    if (!r.String(&name) || !r.Consume(':')) return Fail(error, "a member name is malformed");
-    int field = kFields;
-    for (int i = 0; i < kFields; ++i) {
-      if (name == kNames[i]) field = i;
-    }
-    if (field == kFields) return Fail(error, "unknown member \"" + std::string(name.substr(0, 32)) + "\"");
-    if (seen[field]) return Fail(error, "member \"" + std::string(name) + "\" appears twice");
-    seen[field] = true;
-    if (field == kSeq) {
-      if (!r.Unsigned(&req.seq)) return Fail(error, "seq is not an integer from 0 to 2^64-1");
-      continue;
-    }
+  auto member = [&req](size_t field, FlatJsonReader& r, std::string* why) {
+    if (field == kSeq) return ReadSeq(r, &req.seq, why);
     std::string_view value;
-    if (!r.String(&value)) return Fail(error, "member \"" + std::string(name) + "\" is not a plain string");
+    if (!r.String(&value)) return Fail(why, "member \"" + std::string(kNames[field]) + "\" is not a plain string");
     switch (field) {
       case kToken:
         if (!Unbase64(value, kMaxToken, &req.token) || req.token.empty()) {
-          return Fail(error, "token is not base64 of 1 to " + std::to_string(kMaxToken) + " bytes");
+          return Fail(why, "token is not base64 of 1 to " + std::to_string(kMaxToken) + " bytes");
         }
-        break;
+        return true;
       case kKey: {
         std::vector<uint8_t> point;
         if (!Unbase64(value, req.key.size(), &point) || point.size() != req.key.size() || point[0] != 0x04) {
-          return Fail(error, "key is not base64 of an uncompressed P-256 point (65 bytes)");
+          return Fail(why, "key is not base64 of an uncompressed P-256 point (65 bytes)");
         }
         std::memcpy(req.key.data(), point.data(), point.size());
-        break;
+        return true;
       }
-      case kVolume:
-        if (!IsVolumeName(value)) return Fail(error, "volume is not 1 to 64 of A-Z a-z 0-9 _ -");
-        req.volume.assign(value);
-        break;
-      case kTag:
-        if (value.size() != 2 * req.tag.size()) return Fail(error, "tag is not 64 lower-case hex digits");
-        for (size_t i = 0; i < req.tag.size(); ++i) {
-          int hi = LowerHexDigit(value[2 * i]), lo = LowerHexDigit(value[2 * i + 1]);
-          if (hi < 0 || lo < 0) return Fail(error, "tag is not 64 lower-case hex digits");
-          req.tag[i] = static_cast<uint8_t>(hi << 4 | lo);
-        }
-        break;
-      case kSignature:
+      case kVolume: return ReadVolume(value, &req.volume, why);
+      case kTag: return ReadTag(value, &req.tag, why);
+      default:
         if (!Unbase64(value, kMaxSignature, &req.signature) || req.signature.empty()) {
-          return Fail(error, "signature is not base64 of 1 to " + std::to_string(kMaxSignature) + " bytes");
+          return Fail(why, "signature is not base64 of 1 to " + std::to_string(kMaxSignature) + " bytes");
         }
-        break;
+        return true;
     }
-  }
-  if (!r.Consume('}') || !r.AtEnd()) return Fail(error, "the body has bytes after its object");
-  for (int i = 0; i < kFields; ++i) {
-    if (!seen[i]) return Fail(error, "member \"" + std::string(kNames[i]) + "\" is missing");
-  }
+  };
+  if (!ReadFlatObject(body, kNames, member, error)) return false;
   *out = std::move(req);
   return true;
 }
@@ -271,6 +291,66 @@ bool VerifySignature(const Request& request, std::string* error) {
     return Fail(error, "the signature does not verify for this report under its key");
   }
   return true;
+}
+
+std::vector<uint8_t> ReceiptMessage(std::span<const uint8_t> token, std::string_view volume, uint64_t seq,
+                                    const Tag& tag) {
+  std::vector<uint8_t> report = SignedBytes(token, volume, seq, tag);
+  std::vector<uint8_t> m(kReceiptLabel.size() + 32);
+  std::memcpy(m.data(), kReceiptLabel.data(), kReceiptLabel.size());
+  unsigned int len = 0;
+  if (EVP_Digest(report.data(), report.size(), m.data() + kReceiptLabel.size(), &len, EVP_sha256(), nullptr) != 1 ||
+      len != 32) {
+    return {};  // nothing verifies over an empty message
+  }
+  return m;
+}
+
+std::string BuildReceipt(std::string_view volume, uint64_t seq, const Tag& tag, std::span<const uint8_t> cas_spki,
+                         std::span<const uint8_t> signature) {
+  return "{\"volume\":\"" + std::string(volume) + "\",\"seq\":" + std::to_string(seq) + ",\"tag\":\"" + Hex(tag) +
+         "\",\"cas_key\":\"" + Base64(cas_spki) + "\",\"receipt\":\"" + Base64(signature) + "\"}";
+}
+
+bool VerifyReceipt(std::string_view body, const relay::Hash& pin, std::span<const uint8_t> token,
+                   std::string_view volume, uint64_t seq, const Tag& tag, std::string* error) {
+  if (body.size() > kMaxBody) return Fail(error, "the receipt is larger than " + std::to_string(kMaxBody) + " bytes");
+  enum Field { kVolume, kSeq, kTag, kCasKey, kReceipt, kFields };
+  static constexpr std::string_view kNames[kFields] = {"volume", "seq", "tag", "cas_key", "receipt"};
+  std::string got_volume;
+  uint64_t got_seq = 0;
+  Tag got_tag{};
+  std::vector<uint8_t> cas_key, receipt;
+  auto member = [&](size_t field, FlatJsonReader& r, std::string* why) {
+    if (field == kSeq) return ReadSeq(r, &got_seq, why);
+    std::string_view value;
+    if (!r.String(&value)) return Fail(why, "member \"" + std::string(kNames[field]) + "\" is not a plain string");
+    switch (field) {
+      case kVolume: return ReadVolume(value, &got_volume, why);
+      case kTag: return ReadTag(value, &got_tag, why);
+      case kCasKey:
+        if (!Unbase64(value, 1024, &cas_key) || cas_key.empty()) return Fail(why, "cas_key is not base64 of a key");
+        return true;
+      default:
+        if (!Unbase64(value, kMaxSignature, &receipt) || receipt.empty()) {
+          return Fail(why, "receipt is not base64 of 1 to " + std::to_string(kMaxSignature) + " bytes");
+        }
+        return true;
+    }
+  };
+  if (!ReadFlatObject(body, kNames, member, error)) return false;
+  if (got_volume != volume || got_seq != seq || got_tag != tag) {
+    return Fail(error, "the receipt is for another commit than this report");
+  }
+  switch (relay::CheckCasSignature(cas_key, pin, ReceiptMessage(token, volume, seq, tag), receipt)) {
+    case relay::CasSignature::kValid: return true;
+    case relay::CasSignature::kNotPinned:
+      return Fail(error, "the receipt is signed by a key that is not the pinned CAS key (CLOISTER_CAS_KEY)");
+    case relay::CasSignature::kNotP256: return Fail(error, "the CAS key is not a P-256 key");
+    case relay::CasSignature::kCannotCheck: return Fail(error, "cannot set up the check of the CAS's receipt");
+    case relay::CasSignature::kInvalid: break;
+  }
+  return Fail(error, "the CAS's receipt does not verify for this report");
 }
 
 }  // namespace cloister::volume_commit

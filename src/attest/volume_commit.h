@@ -85,4 +85,34 @@ bool ParseRequest(std::string_view body, Request* out, std::string* error);
 // SignedBytes. Says nothing about the token: that is the CAS's to check.
 bool VerifySignature(const Request& request, std::string* error);
 
+// ---- the CAS's receipt ----
+//
+// The CAS answers a report it recorded (or had recorded already) with 200
+// and the body
+//   {"volume": NAME, "seq": N, "tag": HEX64, "cas_key": B64, "receipt": B64}
+// where cas_key is the DER SubjectPublicKeyInfo of the CAS's own key (the
+// key CLOISTER_CAS_KEY pins) and receipt its signature (ECDSA P-256 with
+// SHA-256, DER) over ReceiptMessage of the report. Whoever carried the
+// report (the LAS) can withhold the answer but not make one: a program
+// that holds a receipt knows the CAS, not its carrier, recorded exactly
+// this commit.
+inline constexpr std::string_view kReceiptLabel = "cloister volume commit receipt v1";
+
+// kReceiptLabel, then the SHA-256 (32 bytes) of the report's SignedBytes.
+std::vector<uint8_t> ReceiptMessage(std::span<const uint8_t> token, std::string_view volume, uint64_t seq,
+                                    const Tag& tag);
+
+// The CAS's 200 body for a recorded commit, `signature` being its
+// signature over ReceiptMessage.
+std::string BuildReceipt(std::string_view volume, uint64_t seq, const Tag& tag, std::span<const uint8_t> cas_spki,
+                         std::span<const uint8_t> signature);
+
+// Checks the CAS's 200 body to the report of (token, volume, seq, tag):
+// parsed as strictly as ParseRequest (exactly the five members above); the
+// same volume, seq and tag; the SHA-256 of cas_key equals `pin` (compared
+// in constant time) and is a P-256 key; the receipt verifies under it. On
+// failure returns false and says why in `error`.
+bool VerifyReceipt(std::string_view body, const relay::Hash& pin, std::span<const uint8_t> token,
+                   std::string_view volume, uint64_t seq, const Tag& tag, std::string* error);
+
 }  // namespace cloister::volume_commit

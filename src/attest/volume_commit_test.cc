@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <cctype>
 #include <memory>
@@ -13,15 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "attest/test_keys.h"
 #include "crypto/hpke.h"
 
 namespace cloister::volume_commit {
 namespace {
 
-struct KeyFree {
-  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
+using attest_test::Key;
 
 relay::Point PointOf(EVP_PKEY* key) {
   relay::Point p{};
@@ -243,6 +242,81 @@ TEST_F(VolumeCommitTest, VolumeNames) {
   EXPECT_FALSE(IsVolumeName(""));
   EXPECT_FALSE(IsVolumeName("a.b"));
   EXPECT_FALSE(IsVolumeName("a\"b"));
+}
+
+// ---- the CAS's receipt ----
+
+using attest_test::Spki;
+
+class ReceiptTest : public VolumeCommitTest {
+ protected:
+  void SetUp() override {
+    VolumeCommitTest::SetUp();
+    cas_.reset(EVP_EC_gen("P-256"));
+    ASSERT_TRUE(cas_);
+    spki_ = Spki(cas_.get());
+    pin_ = attest_test::Sha256(spki_);
+  }
+  // What the CAS answers to the report of (token_, volume, seq, tag_).
+  std::string Receipt(std::string_view volume = "data", uint64_t seq = 42, EVP_PKEY* signer = nullptr) {
+    return BuildReceipt(volume, seq, tag_, spki_,
+                        attest_test::Sign(signer ? signer : cas_.get(), ReceiptMessage(token_, volume, seq, tag_)));
+  }
+  std::string Check(const std::string& body, uint64_t seq = 42, std::string_view volume = "data") {
+    std::string error;
+    return VerifyReceipt(body, pin_, token_, volume, seq, tag_, &error) ? "valid" : error;
+  }
+
+  Key cas_;
+  std::vector<uint8_t> spki_;
+  relay::Hash pin_{};
+};
+
+TEST_F(ReceiptTest, TheCasReceiptVerifiesForItsReportOnly) {
+  std::string body = Receipt();
+  EXPECT_EQ(Check(body), "valid");
+  nlohmann::json j = nlohmann::json::parse(body);
+  EXPECT_EQ(j.size(), 5u);
+  EXPECT_EQ(j["seq"], 42);
+
+  // Another commit: the answer names it, or the signature is over it.
+  EXPECT_NE(Check(body, 43).find("another commit"), std::string::npos);
+  EXPECT_NE(Check(body, 42, "logs").find("another commit"), std::string::npos);
+  std::string other_seq = Receipt("data", 41);
+  other_seq.replace(other_seq.find("\"seq\":41"), 8, "\"seq\":42");
+  EXPECT_NE(Check(other_seq).find("does not verify"), std::string::npos);
+  std::string error;
+  std::vector<uint8_t> other_token = token_;
+  other_token[0] ^= 1;
+  EXPECT_FALSE(VerifyReceipt(body, pin_, other_token, "data", 42, tag_, &error));
+  EXPECT_NE(error.find("does not verify"), std::string::npos) << error;
+  Tag other_tag = tag_;
+  other_tag[0] ^= 1;
+  EXPECT_FALSE(VerifyReceipt(body, pin_, token_, "data", 42, other_tag, &error));
+
+  // Signed by a key that is not the pinned one (a LAS making up an answer).
+  Key forger(EVP_EC_gen("P-256"));
+  std::vector<uint8_t> forger_spki = Spki(forger.get());
+  std::string forged = BuildReceipt("data", 42, tag_, forger_spki,
+                                    attest_test::Sign(forger.get(), ReceiptMessage(token_, "data", 42, tag_)));
+  EXPECT_NE(Check(forged).find("not the pinned CAS key"), std::string::npos);
+  // The pinned key named, another key signing.
+  EXPECT_NE(Check(Receipt("data", 42, forger.get())).find("does not verify"), std::string::npos);
+}
+
+TEST_F(ReceiptTest, AReceiptIsParsedStrictly) {
+  nlohmann::json good = nlohmann::json::parse(Receipt());
+  ASSERT_EQ(Check(good.dump()), "valid");  // any member order
+  for (const char* m : {"volume", "seq", "tag", "cas_key", "receipt"}) {
+    nlohmann::json j = good;
+    j.erase(m);
+    EXPECT_NE(Check(j.dump()), "valid") << "without " << m;
+  }
+  nlohmann::json extra = good;
+  extra["note"] = "x";
+  EXPECT_NE(Check(extra.dump()).find("unknown member"), std::string::npos);
+  EXPECT_NE(Check(good.dump() + " x"), "valid");
+  EXPECT_NE(Check("{\"error\":\"stale\"}"), "valid");
 }
 
 }  // namespace

@@ -421,6 +421,8 @@ TEST_F(VolumeCommitTest, CommitsAreRecordedAndTheNextGrantCarriesTheTag) {
   EXPECT_EQ(r.volume, "data");
   EXPECT_EQ(r.seq, 1u);
   EXPECT_EQ(r.tag, HexEncode(TagOf(0xa1)));
+  // What the HTTP layer signs as the receipt: this very commit.
+  EXPECT_EQ(r.receipt_message, volume_commit::ReceiptMessage(g.volume_token, "data", 1, TagOf(0xa1)));
 
   EXPECT_EQ(Start().volumes[0].tag, HexEncode(TagOf(0xa1)));
   auto v = Recorded("data");
@@ -431,7 +433,9 @@ TEST_F(VolumeCommitTest, CommitsAreRecordedAndTheNextGrantCarriesTheTag) {
   EXPECT_FALSE(Recorded("logs")->seq);  // the other volume is untouched
 
   // The same commit again (a retry whose answer was lost) is answered alike.
-  EXPECT_EQ(Commit(Report(g.volume_token, 1, TagOf(0xa1))), "repeated");
+  CommitResult again = svc_->CommitVolume(Report(g.volume_token, 1, TagOf(0xa1)), nullptr);
+  EXPECT_TRUE(again.status.ok() && again.repeated);
+  EXPECT_EQ(again.receipt_message, r.receipt_message);
   // A different state under the same seq, or an older seq: stale.
   EXPECT_EQ(Commit(Report(g.volume_token, 1, TagOf(0xb1))), "stale");
   EXPECT_EQ(Commit(Report(g.volume_token, 0, TagOf(0xa0))), "stale");

@@ -10,6 +10,7 @@
 
 #include "attest/evidence.h"
 #include "attest/relay_reply.h"
+#include "attest/volume_commit.h"
 #include "crypto/certificate.h"
 #include "crypto/hpke.h"
 #include "base/bytes.h"
@@ -548,10 +549,21 @@ void CasServer::Routes() {
   // a volume's new tag, directly on the attestation port or relayed by its
   // LAS on this one. The report proves itself (the CAS's token, the
   // program's signature); a relaying caller must be a node of this CAS.
-  auto commit = [&svc](const Request& req, Response& res, const std::string* relaying_node) {
+  // A recorded commit is answered with a receipt signed by the CAS's key,
+  // so that a program whose LAS carried the report knows the CAS, not the
+  // LAS, recorded it.
+  auto commit = [this, &svc](const Request& req, Response& res, const std::string* relaying_node) {
     CommitResult r = svc.CommitVolume(req.body, relaying_node);
     if (!r.status.ok()) return Reply(res, HttpStatusFor(r.status.code()), RefusalJson(r.status, r.reason, ""));
-    Reply(res, 200, {{"volume", r.volume}, {"seq", r.seq}, {"tag", r.tag}});
+    auto receipt = signer_->Sign(r.receipt_message);
+    volume_commit::Tag tag{};
+    auto tag_bytes = HexDecode(r.tag);
+    if (!receipt.ok() || !tag_bytes || tag_bytes->size() != tag.size()) {
+      return ReplyError(res, InternalError("the commit was recorded but its receipt cannot be signed"));
+    }
+    std::copy(tag_bytes->begin(), tag_bytes->end(), tag.begin());
+    res.status = 200;
+    res.set_content(volume_commit::BuildReceipt(r.volume, r.seq, tag, spki_, *receipt), "application/json");
   };
   attest_->Post("/v1/volumes/commit", [commit](const Request& req, Response& res) { commit(req, res, nullptr); });
   api.Post("/v1/volumes/commit", [commit](const Request& req, Response& res) { commit(req, res, &Caller()); });

@@ -173,6 +173,9 @@ struct CommitResult {
   std::string volume, tag;  // tag in hex
   uint64_t seq = 0;
   bool repeated = false;  // the same seq and tag as recorded: nothing written
+  // When OK: what the CAS's key signs as the receipt of this commit
+  // (volume_commit::ReceiptMessage); the HTTP layer holds that key.
+  std::vector<uint8_t> receipt_message;
 };
 
 class AttestationLog;

@@ -62,6 +62,13 @@ CommitResult CasService::CommitVolume(std::string_view body, const std::string* 
   if (!volume_commit::VerifySignature(req, &error)) return finish(Refuse(PermissionDenied(error), "signature-invalid"));
 
   const std::string tag = HexEncode(req.tag);
+  auto accepted = [&]() -> CommitResult {
+    out.volume = req.volume;
+    out.seq = req.seq;
+    out.tag = tag;
+    out.receipt_message = volume_commit::ReceiptMessage(req.token, req.volume, req.seq, req.tag);
+    return out;
+  };
   const std::string issued = Rfc3339(claims->issued_unix);
   const Status not_mounted =
       NotFound("the session no longer has this service mounting this volume (or does not exist)");
@@ -105,11 +112,8 @@ CommitResult CasService::CommitVolume(std::string_view body, const std::string* 
     if (recorded_seq != entry->end() && recorded_seq->is_number_unsigned()) {
       const uint64_t last = recorded_seq->get<uint64_t>();
       if (req.seq == last && entry->value("tag", std::string()) == tag) {
-        out.volume = req.volume;
-        out.seq = req.seq;
-        out.tag = tag;
         out.repeated = true;
-        return finish(out);
+        return finish(accepted());
       }
       if (req.seq <= last) {
         return finish(Refuse(StaleError("the CAS has recorded commit " + std::to_string(last) +
@@ -129,10 +133,7 @@ CommitResult CasService::CommitVolume(std::string_view body, const std::string* 
         std::fprintf(stderr, "cloister-cas: volume commit accepted seq=%llu tag=%.16s\n",
                      static_cast<unsigned long long>(req.seq), tag.c_str());
       }
-      out.volume = req.volume;
-      out.seq = req.seq;
-      out.tag = tag;
-      return finish(out);
+      return finish(accepted());
     }
     if (applied.status().code() != StatusCode::kFailedPrecondition) return finish(Refuse(applied.status(), "internal"));
     // The record changed meanwhile: read it again and decide again.

@@ -336,7 +336,7 @@ check "the same evidence with the key it names is granted (the binding is what r
 # captured evidence names it), the grant of service store (which mounts volume data) carries
 # the token, and the report is signed with openssl and sent over the LAS socket (kind 3).
 cat >"$T/commit.py" <<'PY'
-import base64, json, os, socket, struct, subprocess, sys
+import base64, hashlib, json, os, socket, struct, subprocess, sys
 key, las, grant = os.environ["KEY"], os.environ["LAS"], json.load(open(os.environ["GRANT"]))
 seq, tag = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
 token = base64.b64decode(grant["volume_token"])
@@ -361,8 +361,21 @@ while True:
 magic, version, status, _, length = struct.unpack("<IHBBI", data[:12])
 if status != 3:
     print("refused", data[12:].decode())
-else:
-    print(struct.unpack("<H", data[12:14])[0], data[14:12 + length].decode())
+    sys.exit()
+http, answer = struct.unpack("<H", data[12:14])[0], data[14:12 + length].decode()
+if http == 200:
+    # The receipt: signed by the pinned CAS key over the label and the SHA-256 of what was signed.
+    a = json.loads(answer)
+    cas_key = base64.b64decode(a["cas_key"])
+    assert hashlib.sha256(cas_key).hexdigest() == os.environ["PIN"], "receipt not from the pinned CAS"
+    open(os.environ["T"] + "/cas_key.der", "wb").write(cas_key)
+    open(os.environ["T"] + "/receipt.sig", "wb").write(base64.b64decode(a["receipt"]))
+    subprocess.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", os.environ["T"] + "/cas_key.der",
+                    "-signature", os.environ["T"] + "/receipt.sig"],
+                   input=b"cloister volume commit receipt v1" + hashlib.sha256(signed).digest(),
+                   capture_output=True, check=True)
+    answer += " receipt-verified"
+print(http, answer)
 PY
 EV=$(base64 -w0 "$T/evidence.bin")
 curl -sk --cert "$T/a/identity.crt" --key "$T/a/identity.key" -o "$T/store-grant.json" \
@@ -371,12 +384,14 @@ check "the grant of a service that mounts a volume carries a volume token" \
   test -n "$(json_field '["volume_token"]' <"$T/store-grant.json")"
 TAG1=$(printf 'ab%.0s' $(seq 32))
 commit_answers() {  # commit_answers SEQ TAG PATTERN: the LAS's answer to that commit matches PATTERN
-  KEY="$T/a/identity.key" LAS="$T/las1.sock" GRANT="$T/store-grant.json" python3 "$T/commit.py" "$1" "$2" \
+  KEY="$T/a/identity.key" LAS="$T/las1.sock" GRANT="$T/store-grant.json" PIN="$main_KEY" T="$T" \
+    python3 "$T/commit.py" "$1" "$2" \
     >"$T/commit.out" 2>&1
   grep -q "$3" "$T/commit.out"
 }
 check "a signed commit relayed by the LAS is recorded (200)" commit_answers 1 "$TAG1" '^200 .*"seq": *1'
-check "... the same commit again is answered alike" commit_answers 1 "$TAG1" '^200 '
+check "... with a receipt signed by the pinned CAS key" grep -q 'receipt-verified$' "$T/commit.out"
+check "... the same commit again is answered alike" commit_answers 1 "$TAG1" '^200 .*receipt-verified$'
 check "... an older one is refused as stale (409)" commit_answers 0 "$TAG1" '^409 .*"reason": *"stale"'
 "$CLOISTER" session volumes e2e --identity "$T/a" >"$T/volumes"
 check "cloister session volumes shows the recorded seq and tag" grep -Eq "^data +1 +$TAG1 " "$T/volumes"
