@@ -164,40 +164,46 @@ bool Parse(std::span<const uint8_t> bytes, Reply* out, std::string* error) {
   return true;
 }
 
-bool Verify(const Reply& reply, const Hash& pin, const Hash& report_data, std::string_view config_id,
-            std::string* error) {
+CasSignature CheckCasSignature(std::span<const uint8_t> cas_spki, const Hash& pin, std::span<const uint8_t> message,
+                               std::span<const uint8_t> signature) {
   Hash key_hash{};
   unsigned int len = 0;
-  if (EVP_Digest(reply.cas_spki.data(), reply.cas_spki.size(), key_hash.data(), &len, EVP_sha256(), nullptr) != 1) {
-    *error = "cannot hash the CAS key";
-    return false;
+  if (EVP_Digest(cas_spki.data(), cas_spki.size(), key_hash.data(), &len, EVP_sha256(), nullptr) != 1) {
+    return CasSignature::kCannotCheck;
   }
-  if (CRYPTO_memcmp(key_hash.data(), pin.data(), pin.size()) != 0) {
-    *error = "the reply is signed by a key that is not the pinned CAS key (CLOISTER_CAS_KEY)";
-    return false;
-  }
+  if (CRYPTO_memcmp(key_hash.data(), pin.data(), pin.size()) != 0) return CasSignature::kNotPinned;
   // The pin matched, so these are the CAS's own key bytes; a CAS key that
-  // is not P-256 is not one this runtime can check.
-  if (reply.cas_spki.size() != kSpkiSize ||
-      std::memcmp(reply.cas_spki.data(), kP256SpkiPrefix.data(), kP256SpkiPrefix.size()) != 0) {
-    *error = "the CAS key is not a P-256 key";
-    return false;
+  // is not P-256 is not one this code can check.
+  if (cas_spki.size() != kSpkiSize ||
+      std::memcmp(cas_spki.data(), kP256SpkiPrefix.data(), kP256SpkiPrefix.size()) != 0) {
+    return CasSignature::kNotP256;
   }
   // Built from the point, without OpenSSL 3.0's generic DER decoders (a
   // tenth of a millisecond each).
-  hpke::KeyPtr key = hpke::PublicKeyFromPoint(reply.cas_spki.subspan(kP256SpkiPrefix.size()));
+  hpke::KeyPtr key = hpke::PublicKeyFromPoint(cas_spki.subspan(kP256SpkiPrefix.size()));
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> md(EVP_MD_CTX_new());
   if (!key || !md || EVP_DigestVerifyInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1) {
-    *error = "cannot set up the check of the CAS's signature";
-    return false;
+    return CasSignature::kCannotCheck;
   }
+  if (EVP_DigestVerify(md.get(), signature.data(), signature.size(), message.data(), message.size()) != 1) {
+    return CasSignature::kInvalid;
+  }
+  return CasSignature::kValid;
+}
+
+bool Verify(const Reply& reply, const Hash& pin, const Hash& report_data, std::string_view config_id,
+            std::string* error) {
   std::vector<uint8_t> message = SignedMessage(report_data, config_id, reply.unsigned_part);
-  if (EVP_DigestVerify(md.get(), reply.signature.data(), reply.signature.size(), message.data(), message.size()) !=
-      1) {
-    *error = "the CAS's signature over the reply does not verify for this start";
-    return false;
+  switch (CheckCasSignature(reply.cas_spki, pin, message, reply.signature)) {
+    case CasSignature::kValid: return true;
+    case CasSignature::kNotPinned:
+      *error = "the reply is signed by a key that is not the pinned CAS key (CLOISTER_CAS_KEY)";
+      return false;
+    case CasSignature::kNotP256: *error = "the CAS key is not a P-256 key"; return false;
+    case CasSignature::kCannotCheck: *error = "cannot set up the check of the CAS's signature"; return false;
+    case CasSignature::kInvalid: *error = "the CAS's signature over the reply does not verify for this start"; return false;
   }
-  return true;
+  return false;
 }
 
 std::vector<uint8_t> EncodeBatch(const std::vector<std::vector<uint8_t>>& replies) {

@@ -75,6 +75,14 @@ struct Reply {
 // nothing may follow the signature. On failure `error` says what is wrong.
 bool Parse(std::span<const uint8_t> bytes, Reply* out, std::string* error);
 
+// The check of any message the CAS signs with its own key (a relayed reply,
+// a volume commit receipt): `cas_spki` is a P-256 key whose SHA-256 equals
+// `pin` (compared in constant time) and `signature` (DER ECDSA with
+// SHA-256) verifies over `message` under it.
+enum class CasSignature { kValid, kNotPinned, kNotP256, kCannotCheck, kInvalid };
+CasSignature CheckCasSignature(std::span<const uint8_t> cas_spki, const Hash& pin, std::span<const uint8_t> message,
+                               std::span<const uint8_t> signature);
+
 // Checks that `reply` comes from the pinned CAS and was made for this start:
 // the SPKI is a P-256 key whose SHA-256 equals `pin` (compared in constant
 // time) and the signature verifies over SignedMessage(report_data,

@@ -12,47 +12,18 @@
 #include <string>
 #include <vector>
 
+#include "attest/test_keys.h"
 #include "crypto/hpke.h"
 
 namespace cloister::relay {
 namespace {
 
-struct KeyFree {
-  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyFree>;
+using attest_test::Key;
+using attest_test::NewKey;
+using attest_test::Sign;
+using attest_test::Spki;
 
-Key NewKey(const char* curve) { return Key(EVP_EC_gen(curve)); }
-
-// DER SubjectPublicKeyInfo of `key`, as i2d_PUBKEY writes it.
-std::vector<uint8_t> Spki(EVP_PKEY* key) {
-  unsigned char* der = nullptr;
-  int n = i2d_PUBKEY(key, &der);
-  EXPECT_GT(n, 0);
-  if (n <= 0) return {};
-  std::vector<uint8_t> out(der, der + n);
-  OPENSSL_free(der);
-  return out;
-}
-
-Hash Sha256(std::span<const uint8_t> data) {
-  Hash h{};
-  unsigned int len = 0;
-  EXPECT_EQ(EVP_Digest(data.data(), data.size(), h.data(), &len, EVP_sha256(), nullptr), 1);
-  return h;
-}
-
-// ECDSA with SHA-256, DER, over `message`.
-std::vector<uint8_t> Sign(EVP_PKEY* key, std::span<const uint8_t> message) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  size_t size = 0;
-  EXPECT_EQ(EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key), 1);
-  EXPECT_EQ(EVP_DigestSign(md.get(), nullptr, &size, message.data(), message.size()), 1);
-  std::vector<uint8_t> sig(size);
-  EXPECT_EQ(EVP_DigestSign(md.get(), sig.data(), &size, message.data(), message.size()), 1);
-  sig.resize(size);
-  return sig;
-}
+Hash Sha256(std::span<const uint8_t> data) { return attest_test::Sha256(data); }
 
 Point PointOf(EVP_PKEY* key) {
   std::array<uint8_t, hpke::kPublicKeySize> p{};

@@ -13,6 +13,7 @@
 #include "cas/secrets.h"
 #include "cas/service.h"
 #include "cas/service_internal.h"
+#include "cas/volume_token.h"
 
 namespace cloister::cas {
 namespace {
@@ -347,6 +348,14 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     std::string tag = volumes.contains(m.volume) ? volumes[m.volume].value("tag", "") : vol->tag;
     g.volumes.push_back(GrantedConfig::Volume{m.volume, m.path, tag, std::string(UpdatePolicyName(vol->update_policy)),
                                               std::move((*key)->bytes)});
+  }
+  if (!svc->mounts.empty()) {
+    // Lets the program report its commits of these volumes later, signed
+    // with the key this start bound (docs/protocol.md section 7).
+    auto token = IssueVolumeToken(volume_token_key_, VolumeTokenClaims{UnixNow(), rec.session, rec.service,
+                                                                       client_key_hash});
+    if (!token.ok()) return fail_config(token.status());
+    g.volume_token = std::move(*token);
   }
   for (auto& [_, v] : values) v.bytes = SecretBytes();
   rec.granted = true;

@@ -10,6 +10,7 @@
 
 #include "attest/evidence.h"
 #include "attest/relay_reply.h"
+#include "attest/volume_commit.h"
 #include "crypto/certificate.h"
 #include "crypto/hpke.h"
 #include "base/bytes.h"
@@ -96,9 +97,11 @@ json GrantJson(const GrantedConfig& g) {
     volumes.push_back({{"name", v.name}, {"path", v.path}, {"key", HexEncode(v.key.UnsafeBytes())}, {"tag", v.tag},
                        {"update_policy", v.update_policy}});
   }
-  return {{"evidence", g.evidence}, {"session", g.session}, {"session_hash", g.session_hash},
-          {"service", g.service},   {"command", g.command}, {"environment", env},
-          {"pwd", g.pwd},           {"files", files},       {"volumes", volumes}};
+  json grant = {{"evidence", g.evidence}, {"session", g.session}, {"session_hash", g.session_hash},
+                {"service", g.service},   {"command", g.command}, {"environment", env},
+                {"pwd", g.pwd},           {"files", files},       {"volumes", volumes}};
+  if (!g.volume_token.empty()) grant["volume_token"] = Base64Encode(g.volume_token);
+  return grant;
 }
 
 json RefusalJson(const Status& s, const std::string& reason, const std::string& evidence) {
@@ -111,7 +114,7 @@ std::string RouteOf(const std::string& path) {
   static const char* kExact[] = {"/healthz",      "/readyz",        "/metrics",         "/v1/cas",
                                  "/v1/init",      "/v1/unseal",     "/v1/sessions",     "/v1/join-tokens",
                                  "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest",
-                                 "/v1/attest/relay", "/v1/attest/relay/batch"};
+                                 "/v1/attest/relay", "/v1/attest/relay/batch", "/v1/volumes/commit"};
   for (const char* p : kExact) {
     if (path == p) return p;
   }
@@ -229,7 +232,8 @@ void CasServer::Routes() {
     BeginRequest(req);
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0 ||
                        req.path.rfind("/v1/attestations/", 0) == 0 || req.path.rfind("/v1/nodes", 0) == 0 ||
-                       req.path == "/v1/join-tokens" || req.path.rfind("/v1/attest/relay", 0) == 0;
+                       req.path == "/v1/join-tokens" || req.path.rfind("/v1/attest/relay", 0) == 0 ||
+                       req.path == "/v1/volumes/commit";
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
@@ -324,6 +328,13 @@ void CasServer::Routes() {
       extra += "cloister_cas_attestations_total{evidence=\"" + evidence + "\",result=\"" + result + "\",reason=\"" +
                reason + "\"} " + std::to_string(n) + "\n";
     }
+    extra +=
+        "# HELP cloister_cas_volume_commits_total Volume commit reports, by result (accepted, repeated, or the "
+        "refusal's reason).\n"
+        "# TYPE cloister_cas_volume_commits_total counter\n";
+    for (const auto& [result, n] : svc.CommitCounts()) {
+      extra += "cloister_cas_volume_commits_total{result=\"" + result + "\"} " + std::to_string(n) + "\n";
+    }
     res.set_content(metrics_.Render(extra), "text/plain; version=0.0.4");
   });
 
@@ -387,10 +398,16 @@ void CasServer::Routes() {
     if (!s.ok()) return ReplyError(res, s.status());
     json secrets = json::array();
     for (const SecretInfo& i : s->secrets) secrets.push_back({{"name", i.name}, {"kind", i.kind}, {"created", i.created}});
+    json volumes = json::array();
+    for (const VolumeInfo& v : s->volumes) {
+      json j = {{"name", v.name}, {"created", v.created}, {"tag", v.tag}, {"committed", v.committed}};
+      j["seq"] = v.seq ? json(*v.seq) : json(nullptr);
+      volumes.push_back(std::move(j));
+    }
     Reply(res, 200,
           {{"name", s->name}, {"hash", s->hash}, {"version", s->version}, {"creator", s->creator},
            {"created", s->created}, {"updated", s->updated}, {"updated_by", s->updated_by},
-           {"document", s->document}, {"secrets", secrets}});
+           {"document", s->document}, {"secrets", secrets}, {"volumes", volumes}});
   });
   api.Delete(R"(/v1/sessions/(.+))", [&svc](const Request& req, Response& res) {
     std::string name = req.matches[1].str();
@@ -527,6 +544,29 @@ void CasServer::Routes() {
     res.set_content(text, "application/json");
     SecureZero(text.data(), text.size());
   });
+
+  // Volume commits (docs/protocol.md section 7): a running program reports
+  // a volume's new tag, directly on the attestation port or relayed by its
+  // LAS on this one. The report proves itself (the CAS's token, the
+  // program's signature); a relaying caller must be a node of this CAS.
+  // A recorded commit is answered with a receipt signed by the CAS's key,
+  // so that a program whose LAS carried the report knows the CAS, not the
+  // LAS, recorded it.
+  auto commit = [this, &svc](const Request& req, Response& res, const std::string* relaying_node) {
+    CommitResult r = svc.CommitVolume(req.body, relaying_node);
+    if (!r.status.ok()) return Reply(res, HttpStatusFor(r.status.code()), RefusalJson(r.status, r.reason, ""));
+    auto receipt = signer_->Sign(r.receipt_message);
+    volume_commit::Tag tag{};
+    auto tag_bytes = HexDecode(r.tag);
+    if (!receipt.ok() || !tag_bytes || tag_bytes->size() != tag.size()) {
+      return ReplyError(res, InternalError("the commit was recorded but its receipt cannot be signed"));
+    }
+    std::copy(tag_bytes->begin(), tag_bytes->end(), tag.begin());
+    res.status = 200;
+    res.set_content(volume_commit::BuildReceipt(r.volume, r.seq, tag, spki_, *receipt), "application/json");
+  };
+  attest_->Post("/v1/volumes/commit", [commit](const Request& req, Response& res) { commit(req, res, nullptr); });
+  api.Post("/v1/volumes/commit", [commit](const Request& req, Response& res) { commit(req, res, &Caller()); });
 
   // Relayed attestation (docs/protocol.md section 6): a LAS carries a
   // starting program's evidence and fresh public key over its own

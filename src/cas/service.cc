@@ -19,6 +19,7 @@
 #include "cas/attestation_log.h"
 #include "cas/secrets.h"
 #include "cas/service_internal.h"
+#include "cas/volume_token.h"
 #include "crypto/crypto.h"
 #include "os/secret_file.h"
 
@@ -171,6 +172,7 @@ Status CasService::OpenStore(const SecretBytes& database_key) {
   // in memory (this process is the store's only writer, see lock_fd_).
   store_ = NewCachingStore(std::move(enc), {std::string(kSessions)}, kCachedSessions);
   RETURN_IF_ERROR(LoadNodeState());
+  ASSIGN_OR_RETURN(volume_token_key_, DeriveVolumeTokenKey(database_key));
   attestation_log_ = std::make_unique<AttestationLog>(store_);
   seal_.state = SealState::kUnsealed;
   unsealed_.store(true, std::memory_order_release);
@@ -395,8 +397,11 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
   // Volume keys: an explicit key from the document (written by `cloister
   // image protect`, with the volume's first tag), or one the CAS makes. A
   // key that does not change keeps the tag the CAS holds for the volume.
+  // The entry of a kept volume goes on as it is, with the tag, seq and time
+  // of the latest commit (the document's `tag` is only a new volume's first).
   json old_volumes = (*cur) ? (*cur)->record.value("volumes", json::object()) : json::object();
   json new_volumes = json::object();
+  std::vector<std::string> kept_volumes;
   for (const policy::Volume& v : p.volumes) {
     SecretValue key;
     key.kind = policy::SecretKind::kBinary;
@@ -404,6 +409,7 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
       key.bytes = *v.key;
     } else if (old_volumes.contains(v.name)) {
       new_volumes[v.name] = old_volumes[v.name];
+      kept_volumes.push_back(v.name);
       continue;
     } else {
       key.bytes = SecretBytes(32);
@@ -412,6 +418,7 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
     std::string fp = HexEncode(crypto::Sha256(key.bytes.UnsafeBytes()));
     if (old_volumes.contains(v.name) && old_volumes[v.name].value("fingerprint", "") == fp) {
       new_volumes[v.name] = old_volumes[v.name];
+      kept_volumes.push_back(v.name);
       continue;
     }
     key.fingerprint = fp;
@@ -449,6 +456,7 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
     }
   }
   history.push_back(json{{"version", version}, {"hash", r.hash}, {"time", now}, {"author", caller}});
+  const size_t record_write = batch.size();
   batch.push_back(Store::Write{kSessions, p.name, ToBytes(rec.dump()), create ? 0 : (*cur)->revision});
   batch.push_back(Store::Write{kHistory, p.name, ToBytes(json{{"versions", history}}.dump()), std::nullopt});
   auto known = store.Get(kIdentities, caller);
@@ -456,6 +464,34 @@ WriteResult CasService::Write(const std::string& caller, const std::string& url_
     batch.push_back(Store::Write{kIdentities, caller, ToBytes(json{{"first_seen", now}}.dump()), std::nullopt});
   }
   auto applied = store.Apply(batch);
+  // A volume commit (volumes.cc) may have changed the record since it was
+  // read. It changes nothing but the entries of volumes, so while the
+  // record is still the version this update replaces, the update takes the
+  // newer entries of the volumes it keeps and is applied again: a running
+  // service's commits do not make an administrator's update fail.
+  for (int attempt = 0; !create && !applied.ok() && applied.status().code() == StatusCode::kFailedPrecondition &&
+                        attempt < 32;
+       ++attempt) {
+    auto fresh = LoadSession(store, p.name);
+    if (!fresh.ok() || !*fresh) break;
+    const json& fr = (*fresh)->record;
+    if (fr.value("hash", "") != p.predecessor || fr.value("version", uint64_t{0}) + 1 != version ||
+        fr.value("created", "") != rec.value("created", "")) {
+      break;  // another update or a re-created session: stale after all
+    }
+    const json fresh_volumes = fr.value("volumes", json::object());
+    for (const std::string& name : kept_volumes) {
+      if (fresh_volumes.contains(name) &&
+          fresh_volumes[name].value("fingerprint", "") == rec["volumes"][name].value("fingerprint", "")) {
+        rec["volumes"][name] = fresh_volumes[name];
+      }
+    }
+    Bytes& value = *batch[record_write].value;
+    SecureZero(value.data(), value.size());  // the document may hold explicit secret values
+    value = ToBytes(rec.dump());
+    batch[record_write].if_revision = (*fresh)->revision;
+    applied = store.Apply(batch);
+  }
   for (Store::Write& w : batch) {
     if (w.value) SecureZero(w.value->data(), w.value->size());
   }
@@ -492,6 +528,14 @@ StatusOr<SessionInfo> CasService::GetSession(const std::string& caller, const st
   const json secrets = rec.contains("secrets") ? rec["secrets"] : json::object();
   for (auto it = secrets.begin(); it != secrets.end(); ++it) {
     s.secrets.push_back(SecretInfo{it.key(), it->value("kind", ""), it->value("created", "")});
+  }
+  // Key fingerprints stay inside: nothing of a volume key leaves the CAS
+  // but through a grant.
+  const json volumes = rec.value("volumes", json::object());
+  for (auto it = volumes.begin(); it != volumes.end(); ++it) {
+    VolumeInfo v{it.key(), it->value("created", ""), it->value("tag", ""), std::nullopt, it->value("committed", "")};
+    if (auto seq = it->find("seq"); seq != it->end() && seq->is_number_unsigned()) v.seq = seq->get<uint64_t>();
+    s.volumes.push_back(std::move(v));
   }
   return s;
 }

@@ -22,8 +22,10 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/secret.h"
 #include "cas/keyring.h"
 #include "cas/store.h"
@@ -61,6 +63,16 @@ struct SecretInfo {
   std::string created;  // when the current value was made (RFC 3339)
 };
 
+// A volume of a session as the CAS keeps it: never its key, only when the
+// key was made and the latest commit the service reported.
+struct VolumeInfo {
+  std::string name;
+  std::string created;          // when its key was made (RFC 3339)
+  std::string tag;              // hex; the document's until the first commit, empty if neither
+  std::optional<uint64_t> seq;  // of the latest commit; none before the first
+  std::string committed;        // when the latest commit was recorded (RFC 3339), or empty
+};
+
 struct SessionInfo {
   std::string name, hash;
   uint64_t version = 0;
@@ -69,6 +81,7 @@ struct SessionInfo {
   std::string updated_by;
   std::string document;  // the document with explicit values redacted
   std::vector<SecretInfo> secrets;
+  std::vector<VolumeInfo> volumes;
 };
 
 struct HistoryEntry {
@@ -137,6 +150,9 @@ struct GrantedConfig {
     SecretBytes key;
   };
   std::vector<Volume> volumes;
+  // For commit reports of those volumes (docs/protocol.md section 7): set
+  // when the service mounts at least one volume. Opaque to the runtime.
+  Bytes volume_token;
 };
 
 struct AttestResult {
@@ -146,6 +162,20 @@ struct AttestResult {
   std::string reason;
   std::string evidence;  // type, when known
   std::optional<GrantedConfig> config;
+};
+
+// The outcome of a volume commit report (docs/protocol.md section 7).
+struct CommitResult {
+  // OK: the commit is recorded (or was already). Otherwise the status (its
+  // code gives the HTTP status) and `reason`, the protocol's reason code.
+  Status status;
+  std::string reason;
+  std::string volume, tag;  // tag in hex
+  uint64_t seq = 0;
+  bool repeated = false;  // the same seq and tag as recorded: nothing written
+  // When OK: what the CAS's key signs as the receipt of this commit
+  // (volume_commit::ReceiptMessage); the HTTP layer holds that key.
+  std::vector<uint8_t> receipt_message;
 };
 
 class AttestationLog;
@@ -202,6 +232,16 @@ class CasService {
   // may read it.
   StatusOr<std::vector<AttestationRecord>> Attestations(const std::string& caller, const std::string& session,
                                                         size_t limit);
+  // A volume commit report (docs/protocol.md section 7): the JSON body of
+  // POST /v1/volumes/commit. `relaying_node` is the API caller's identity
+  // when a LAS relays the report (it must be a joined node that is not
+  // revoked); nullptr on the attestation port, where the program itself
+  // connects. On success the session record's entry of the volume holds
+  // the new tag, seq and commit time.
+  CommitResult CommitVolume(std::string_view body, const std::string* relaying_node);
+  // Commit reports by result ("accepted", "repeated", or the refusal's
+  // reason), for /metrics.
+  std::map<std::string, uint64_t> CommitCounts() const;
   // Counts by (evidence, result, reason), for /metrics.
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> AttestationCounts() const;
   int64_t NodeCount() const;
@@ -223,6 +263,7 @@ class CasService {
   StatusOr<NodeCertificate> Certify(const std::string& node_id, const std::string& node_certificate_pem,
                                     const std::string& name);
   void Record(AttestationRecord r);
+  void CountCommit(const CommitResult& r);
   std::shared_ptr<const policy::Policy> ParsedPolicy(const std::string& hash, const std::string& document);
   StatusOr<crypto::CertificateFacts> VerifyNodeCertificate(const std::string& pem, const std::string& ca_pem,
                                                           int64_t now_unix);
@@ -271,6 +312,10 @@ class CasService {
   std::map<std::string, NodeCertificateEntry> cert_cache_;
   mutable std::mutex counts_mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> attest_counts_;
+  std::map<std::string, uint64_t> commit_counts_;  // guarded by counts_mu_
+  // The MAC key of volume tokens (cas/volume_token.h), derived from the
+  // database key at unseal and constant afterwards.
+  SecretBytes volume_token_key_;
 };
 
 }  // namespace cloister::cas

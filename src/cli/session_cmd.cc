@@ -1,4 +1,4 @@
-// `cloister session create|update|show|list|history|delete|verify|attestations`: sessions
+// `cloister session create|update|show|list|history|delete|verify|attestations|volumes`: sessions
 // in the CAS, and offline validation of a session document.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -176,6 +176,34 @@ Status Attestations(const SessionArgs& a) {
   return Status::Ok();
 }
 
+// The state the CAS keeps of each volume of a session: the latest commit
+// its service reported (seq, tag, time), which the next start must find.
+// Volume keys never leave the CAS this way.
+Status Volumes(const SessionArgs& a) {
+  ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, true));
+  ASSIGN_OR_RETURN(json j, ApiResult(client->Get("/v1/sessions/" + net::EncodePathSegment(a.name))));
+  json volumes = j.value("volumes", json::array());
+  if (a.conn.json) {
+    PrintJson({{"name", j.value("name", a.name)}, {"volumes", volumes}});
+    return Status::Ok();
+  }
+  if (volumes.empty()) {
+    std::printf("session %s has no volumes\n", a.name.c_str());
+    return Status::Ok();
+  }
+  std::printf("%-24s  %8s  %-64s  %-20s  %s\n", "VOLUME", "SEQ", "TAG", "COMMITTED", "KEY MADE");
+  for (const json& v : volumes) {
+    const json& seq = v.contains("seq") ? v["seq"] : json(nullptr);
+    std::string seq_text = seq.is_number_unsigned() ? std::to_string(seq.get<uint64_t>()) : "-";
+    std::string tag = v.value("tag", "");
+    std::string committed = v.value("committed", "");
+    std::printf("%-24s  %8s  %-64s  %-20s  %s\n", v.value("name", "").c_str(), seq_text.c_str(),
+                tag.empty() ? "-" : tag.c_str(), committed.empty() ? "-" : committed.c_str(),
+                v.value("created", "").c_str());
+  }
+  return Status::Ok();
+}
+
 // Offline: the same parser and checks the CAS runs at upload, except the
 // ones that need other sessions (imports are checked for shape only).
 Status Verify(const SessionArgs& a) {
@@ -225,6 +253,8 @@ void RegisterSessionCommands(CLI::App& app, int* exit_code) {
       {"verify", "Validate a session document offline (no CAS needed)", kFile, Verify},
       {"attestations", "The latest starts of the session's services: verdict, evidence type, node, reason", kName,
        Attestations},
+      {"volumes", "The latest commit the CAS recorded of each volume: seq, tag and time (keys never)", kName,
+       Volumes},
   };
   for (const Sub& s : kSubs) {
     auto args = std::make_shared<SessionArgs>();

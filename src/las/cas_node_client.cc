@@ -73,6 +73,16 @@ StatusOr<std::vector<StatusOr<Bytes>>> RelayBatchToCas(net::ApiClient& client,
   return out;
 }
 
+StatusOr<CasAnswer> CommitVolumeToCas(net::ApiClient& client, const std::string& report, size_t max_body) {
+  auto response = client.Post("/v1/volumes/commit", report);
+  if (!response.ok()) return TransportError(response.status());
+  if (response->status < 100 || response->status > 599 || response->body.size() > max_body) {
+    return IntegrityError("the CAS's answer to a volume commit is out of bounds (HTTP " +
+                          std::to_string(response->status) + ", " + std::to_string(response->body.size()) + " bytes)");
+  }
+  return CasAnswer{response->status, std::move(response->body)};
+}
+
 bool IsValidNodeName(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (unsigned char c : name) {

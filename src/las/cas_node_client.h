@@ -1,6 +1,7 @@
 // The LAS's side of the CAS's node routes (docs/protocol.md, section 4):
-// POST /v1/nodes/join and POST /v1/nodes/renew, and the relay of starting
-// programs' attestations (section 6, POST /v1/attest/relay/batch), over an ApiClient that
+// POST /v1/nodes/join and POST /v1/nodes/renew, the relay of starting
+// programs' attestations (section 6, POST /v1/attest/relay/batch) and of
+// volume commits (section 7, POST /v1/volumes/commit), over an ApiClient that
 // presents the node key as its TLS client certificate and pins the CAS key.
 #pragma once
 
@@ -65,6 +66,19 @@ struct RelayStart {
 // the request).
 StatusOr<std::vector<StatusOr<Bytes>>> RelayBatchToCas(net::ApiClient& client,
                                                        const std::vector<const RelayStart*>& starts);
+
+// The CAS's answer to a request the LAS carries for a program: the HTTP
+// status and body, whatever they say (the program reads them).
+struct CasAnswer {
+  int status = 0;
+  std::string body;
+};
+
+// Posts a volume commit report (docs/protocol.md section 7) to
+// POST /v1/volumes/commit and returns the CAS's answer. Fails as JoinCas's
+// transport errors do, and with kIntegrity when the answer is not an HTTP
+// status with a body of at most `max_body` bytes.
+StatusOr<CasAnswer> CommitVolumeToCas(net::ApiClient& client, const std::string& report, size_t max_body);
 
 // A node name as docs/protocol.md allows: [A-Za-z0-9._-]{1,64}.
 bool IsValidNodeName(const std::string& name);

@@ -22,13 +22,32 @@ Reply Refuse(std::string message) {
 }  // namespace
 
 EvidenceService::EvidenceService(const NodeCredentials& credentials, ProcessMeasurer& measurer, ClockFn clock,
-                                 RelayFn relay)
+                                 RelayFn relay, CommitFn commit)
     : credentials_(credentials),
       measurer_(measurer),
       clock_(clock ? std::move(clock) : ClockFn(RealTimeNs)),
-      relay_(std::move(relay)) {}
+      relay_(std::move(relay)),
+      commit_(std::move(commit)) {}
 
 Reply EvidenceService::Handle(const EvidenceRequest& request, const PeerCredentials& peer) {
+  if (request.kind == RequestKind::kVolumeCommit) {
+    // The CAS checks the report's token and signature; the LAS only keeps
+    // what cannot be one from reaching it. It can withhold a report, not
+    // forge or alter one.
+    if (!commit_) return Refuse("this LAS does not carry volume commits to a CAS");
+    volume_commit::Request parsed;
+    std::string error;
+    if (!volume_commit::ParseRequest(request.commit_report, &parsed, &error)) {
+      return Refuse("bad request: the commit report is malformed: " + error);
+    }
+    auto answer = commit_(request.commit_report);
+    if (!answer.ok()) return Refuse(answer.status().message());
+    Reply r;
+    r.granted = true;
+    r.cas_status = static_cast<uint16_t>(answer->status);
+    r.cas_reply.assign(answer->body.begin(), answer->body.end());
+    return r;
+  }
   // One certificate for the whole request, even if a renewal swaps it
   // meanwhile: the validity we check is that of the certificate we embed.
   std::shared_ptr<const NodeCertificate> cert = credentials_.certificate();

@@ -81,6 +81,41 @@ StatusOr<IssuedCertificate> Join(const Flags& f, const NodeKey& key, const std::
   return issued;
 }
 
+// This worker thread's kept-alive connection to the CAS API (an ApiClient
+// belongs to one thread); a connection that failed is replaced at the next
+// request.
+struct CasLink {
+  std::unique_ptr<net::ApiClient> client;
+  bool reused = false;  // `client` has answered before
+};
+thread_local CasLink t_cas_link;
+
+// Runs `call` over this thread's connection to the CAS. A kept-alive
+// connection may have been closed by the CAS while it sat idle (its
+// keep-alive timeout), which shows only when the next request fails: that
+// one is sent once more on a new connection. Should the CAS have answered
+// the first after all, the request was carried twice (a start attested
+// twice, a commit answered as a repeat).
+template <typename T, typename Call>
+StatusOr<T> OverCasLink(const Flags& f, const NodeKey& key, Call call) {
+  CasLink& link = t_cas_link;
+  for (int attempt = 0;; ++attempt) {
+    if (!link.client) {
+      auto made = net::ApiClient::New(f.cas, f.cas_key, &key.tls);
+      if (!made.ok()) return made.status();
+      link.client = std::move(*made);
+      link.reused = false;
+    }
+    StatusOr<T> result = call(*link.client);
+    if (result.ok()) {
+      link.reused = true;
+      return result;
+    }
+    link.client.reset();
+    if (attempt > 0 || !link.reused || result.status().code() == StatusCode::kFailedPrecondition) return result;
+  }
+}
+
 }  // namespace
 
 int LasMain(int argc, char** argv) {
@@ -169,46 +204,31 @@ int LasMain(int argc, char** argv) {
   // Relayed attestations go to the CAS in batches (RelayBatcher): a start
   // goes at once when one of kRelayRequests request slots is free, and
   // starts arriving meanwhile wait and go together. A request is sent over
-  // the keep-alive connection of the worker thread that sends it (an
-  // ApiClient belongs to one thread); a connection that failed is replaced
-  // at the next request.
+  // the keep-alive connection of the worker thread that sends it
+  // (OverCasLink).
   RelayBatcher batcher(
       [&f, &key](const std::vector<const RelayStart*>& starts) -> std::vector<StatusOr<Bytes>> {
-        thread_local std::unique_ptr<net::ApiClient> client;
-        thread_local bool reused = false;  // `client` has answered before
-        auto fail = [&](const Status& s) {
-          return std::vector<StatusOr<Bytes>>(starts.size(), s.WithContext("the LAS could not relay to the CAS at " +
-                                                                            f.cas));
-        };
-        for (int attempt = 0;; ++attempt) {
-          if (!client) {
-            auto made = net::ApiClient::New(f.cas, f.cas_key, &key->tls);
-            if (!made.ok()) return fail(made.status());
-            client = std::move(*made);
-            reused = false;
-          }
-          auto replies = RelayBatchToCas(*client, starts);
-          if (replies.ok()) {
-            reused = true;
-            return std::move(*replies);
-          }
-          client.reset();
-          // A kept-alive connection may have been closed by the CAS while
-          // it sat idle (its keep-alive timeout), which shows only when the
-          // next request fails: that one is sent once more on a new
-          // connection. Should the CAS have answered the first after all,
-          // the start is attested twice and its program gets one answer.
-          if (attempt > 0 || !reused || replies.status().code() == StatusCode::kFailedPrecondition) {
-            return fail(replies.status());
-          }
-        }
+        auto replies = OverCasLink<std::vector<StatusOr<Bytes>>>(
+            f, *key, [&starts](net::ApiClient& client) { return RelayBatchToCas(client, starts); });
+        if (replies.ok()) return std::move(*replies);
+        return std::vector<StatusOr<Bytes>>(
+            starts.size(), replies.status().WithContext("the LAS could not relay to the CAS at " + f.cas));
       },
       kRelayRequests, relay::kMaxBatch);
   auto relay = [&batcher](const std::string& config_id, std::span<const uint8_t> evidence,
                           const relay::Point& point) -> StatusOr<Bytes> {
     return batcher.Relay(RelayStart{config_id, evidence, point});
   };
-  EvidenceService service(credentials, measurer, {}, relay);
+  // Volume commit reports go to the CAS one by one, on the connection of
+  // the worker thread that serves them. A repeated report is harmless: the
+  // CAS answers a commit it already recorded as it did the first time.
+  auto commit = [&f, &key](const std::string& report) -> StatusOr<CasAnswer> {
+    auto answer = OverCasLink<CasAnswer>(
+        f, *key, [&report](net::ApiClient& client) { return CommitVolumeToCas(client, report, kMaxCasAnswerBody); });
+    if (!answer.ok()) return answer.status().WithContext("the LAS could not carry the commit to the CAS at " + f.cas);
+    return answer;
+  };
+  EvidenceService service(credentials, measurer, {}, relay, commit);
   SocketServerOptions socket_options;
   socket_options.path = f.socket;
   socket_options.threads = f.threads;

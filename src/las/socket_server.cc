@@ -275,23 +275,42 @@ void SocketServer::Serve(int fd) {
   if (!read_exactly(buf, sizeof(buf))) return;
   auto request = DecodeRequest(buf);
   if (!request.ok()) return refuse(request.status().message());
-  if (request->kind == RequestKind::kRelayedAttestation) {
-    Bytes tail(kRelayTailHead);
-    if (!read_exactly(tail.data(), tail.size())) return;
-    auto length = RelayConfigIdLength(tail);
-    if (!length.ok()) return refuse(length.status().message());
-    tail.resize(kRelayTailHead + *length);
-    if (!read_exactly(tail.data() + kRelayTailHead, *length)) return;
-    if (Status s = DecodeRelayTail(tail, &*request); !s.ok()) return refuse(s.message());
+  // A request's tail: a fixed head that says how many bytes follow (checked
+  // against its bound before anything is allocated for them), the rest,
+  // then the tail's decoder. False when the request was dropped or refused.
+  using LengthFn = StatusOr<size_t> (*)(std::span<const uint8_t>);
+  using DecodeFn = Status (*)(std::span<const uint8_t>, EvidenceRequest*);
+  auto read_tail = [&](size_t head, LengthFn length_of, DecodeFn decode) {
+    Bytes tail(head);
+    if (!read_exactly(tail.data(), tail.size())) return false;
+    auto length = length_of(tail);
+    if (!length.ok()) {
+      refuse(length.status().message());
+      return false;
+    }
+    tail.resize(head + *length);
+    if (!read_exactly(tail.data() + head, *length)) return false;
+    if (Status s = decode(tail, &*request); !s.ok()) {
+      refuse(s.message());
+      return false;
+    }
+    return true;
+  };
+  if (request->kind == RequestKind::kRelayedAttestation &&
+      !read_tail(kRelayTailHead, RelayConfigIdLength, DecodeRelayTail)) {
+    return;
+  }
+  if (request->kind == RequestKind::kVolumeCommit && !read_tail(kCommitTailHead, CommitReportLength, DecodeCommitTail)) {
+    return;
   }
   Reply reply = handler_.Handle(*request, peer);
   Bytes response;
   if (reply.granted) {
     // The kind of answer follows the kind of request, whatever the handler
     // filled in: an empty CAS reply to a relayed request is refused here.
-    auto encoded = request->kind == RequestKind::kRelayedAttestation
-                       ? EncodeRelayedResponse(reply.evidence, reply.cas_reply)
-                       : EncodeEvidenceResponse(reply.evidence);
+    auto encoded = request->kind == RequestKind::kRelayedAttestation ? EncodeRelayedResponse(reply.evidence, reply.cas_reply)
+                   : request->kind == RequestKind::kVolumeCommit     ? EncodeCasAnswer(reply.cas_status, reply.cas_reply)
+                                                                     : EncodeEvidenceResponse(reply.evidence);
     if (encoded.ok()) {
       response = std::move(*encoded);
     } else {
@@ -302,10 +321,15 @@ void SocketServer::Serve(int fd) {
   if (!reply.granted) response = EncodeRefusal(reply.refusal);
   bool sent = SendAll(fd, response);
   if (!options_.log_requests) return;
-  std::string what = reply.granted ? std::string(request->kind == RequestKind::kRelayedAttestation ? "relayed" : "evidence") + ", exe " +
-                                         reply.executable_prefix +
-                                         (reply.has_runtime ? ", runtime mapped" : ", no runtime")
-                                   : "refused (" + reply.refusal + ")";
+  std::string what;
+  if (!reply.granted) {
+    what = "refused (" + reply.refusal + ")";
+  } else if (request->kind == RequestKind::kVolumeCommit) {
+    what = "volume commit relayed, the CAS answered " + std::to_string(reply.cas_status);
+  } else {
+    what = std::string(request->kind == RequestKind::kRelayedAttestation ? "relayed" : "evidence") + ", exe " +
+           reply.executable_prefix + (reply.has_runtime ? ", runtime mapped" : ", no runtime");
+  }
   if (!sent) what += ", but the response could not be sent";
   log(what);
 }

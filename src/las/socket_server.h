@@ -1,7 +1,7 @@
 // The LAS's Unix socket (docs/protocol.md, section 3): one thread accepts,
 // a fixed pool of workers serves. Per connection a worker takes the peer's
 // credentials from the kernel (SO_PEERCRED), reads the request (40 bytes,
-// and a relayed one's tail) within the read timeout, hands the decoded
+// and a relayed attestation's or a volume commit's tail) within the read timeout, hands the decoded
 // request to the RequestHandler, writes the response and closes. A request that is malformed gets a
 // refusal saying why; one that does not arrive in time is dropped.
 #pragma once

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "attest/evidence.h"
@@ -495,6 +496,105 @@ TEST_F(SocketServerTest, RelaysTheEvidenceAndTheCasReply) {
   EXPECT_EQ(no_id->status, ResponseStatus::kRefused);
   EXPECT_NE(no_id->message().find("config id length 0 is out of range"), std::string::npos) << no_id->message();
   EXPECT_EQ(handler.calls(), 1);
+}
+
+// A volume commit (docs/protocol.md section 7): the report goes to the CAS
+// exactly as the caller sent it, and the CAS's status and body come back.
+class CommitCarrier {
+ public:
+  StatusOr<CasAnswer> operator()(const std::string& report) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++calls_;
+    last_ = report;
+    if (!error_.ok()) return error_;
+    return CasAnswer{409, "{\"error\":\"older\",\"reason\":\"stale\"}"};
+  }
+  int calls() {
+    std::lock_guard<std::mutex> l(mu_);
+    return calls_;
+  }
+  std::string last() {
+    std::lock_guard<std::mutex> l(mu_);
+    return last_;
+  }
+  void Fail(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    error_ = std::move(s);
+  }
+
+ private:
+  std::mutex mu_;
+  int calls_ = 0;
+  std::string last_;
+  Status error_;
+};
+
+TEST_F(SocketServerTest, CarriesAVolumeCommitToTheCasAndItsAnswerBack) {
+  CommitCarrier carrier;
+  service_ = std::make_unique<EvidenceService>(*node_.credentials, *measurer_, EvidenceService::ClockFn(),
+                                               EvidenceService::RelayFn(),
+                                               [&carrier](const std::string& r) { return carrier(r); });
+  auto server = StartServer();
+  ASSERT_TRUE(server);
+
+  hpke::KeyPtr key(EVP_EC_gen("P-256"));
+  relay::Point point;
+  ASSERT_TRUE(hpke::PublicPoint(key.get(), &point));
+  volume_commit::Tag tag;
+  tag.fill(0x5a);
+  std::string report, error;
+  ASSERT_TRUE(volume_commit::BuildRequest(Bytes(40, 7), point, "data", 3, tag, key.get(), &report, &error)) << error;
+
+  auto response = Ask(path_, *EncodeVolumeCommitRequest(report));
+  ASSERT_TRUE(response.ok()) << response.status().ToString();
+  ASSERT_EQ(response->status, ResponseStatus::kCasAnswer) << response->message();
+  auto answer = DecodeCasAnswer(response->body);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  EXPECT_EQ(answer->http_status, 409);
+  EXPECT_EQ(std::string(answer->body.begin(), answer->body.end()), "{\"error\":\"older\",\"reason\":\"stale\"}");
+  EXPECT_EQ(carrier.last(), report);
+  EXPECT_EQ(carrier.calls(), 1);
+
+  // What cannot be a report is refused by the LAS; the CAS never sees it.
+  auto garbage = Ask(path_, *EncodeVolumeCommitRequest("{\"token\":1}"));
+  ASSERT_TRUE(garbage.ok()) << garbage.status().ToString();
+  EXPECT_EQ(garbage->status, ResponseStatus::kRefused);
+  EXPECT_NE(garbage->message().find("bad request: the commit report is malformed"), std::string::npos)
+      << garbage->message();
+  // A length out of range: refused without waiting for the report.
+  Bytes too_long = *EncodeVolumeCommitRequest("x");
+  StoreU32(too_long.data() + kRequestSize, kMaxCommitReport + 1);
+  auto refused = Ask(path_, too_long);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->status, ResponseStatus::kRefused);
+  EXPECT_NE(refused->message().find("out of range"), std::string::npos) << refused->message();
+  // A commit header with report data.
+  Bytes with_data = *EncodeVolumeCommitRequest(report);
+  with_data[8] = 1;
+  auto no_data = Ask(path_, with_data);
+  ASSERT_TRUE(no_data.ok());
+  EXPECT_EQ(no_data->status, ResponseStatus::kRefused);
+  EXPECT_EQ(carrier.calls(), 1);
+
+  // The CAS out of reach: the caller is told so.
+  carrier.Fail(Unavailable("the LAS could not carry the commit to the CAS at cas:8081: connection refused"));
+  auto unreachable = Ask(path_, *EncodeVolumeCommitRequest(report));
+  ASSERT_TRUE(unreachable.ok());
+  EXPECT_EQ(unreachable->status, ResponseStatus::kRefused);
+  EXPECT_NE(unreachable->message().find("could not carry the commit"), std::string::npos) << unreachable->message();
+}
+
+TEST(EvidenceServiceTest, ALasWithoutACasLinkRefusesCommits) {
+  Node node = Node::Make();
+  MeasurementCache cache;
+  ProcessMeasurer measurer(cache);
+  EvidenceService service(*node.credentials, measurer);
+  EvidenceRequest req;
+  req.kind = RequestKind::kVolumeCommit;
+  req.commit_report = "{}";
+  Reply r = service.Handle(req, PeerCredentials{static_cast<uint32_t>(::getpid()), 0});
+  EXPECT_FALSE(r.granted);
+  EXPECT_EQ(r.refusal, "this LAS does not carry volume commits to a CAS");
 }
 
 }  // namespace

@@ -30,6 +30,22 @@ Bytes EncodeRelayedRequest(const attest::Sha256Value& report_data, const relay::
   return b;
 }
 
+StatusOr<Bytes> EncodeVolumeCommitRequest(std::string_view report) {
+  if (report.empty() || report.size() > kMaxCommitReport) {
+    return InvalidArgument("a commit report is 1 to " + std::to_string(kMaxCommitReport) + " bytes, not " +
+                           std::to_string(report.size()));
+  }
+  Bytes b;
+  PutU32(b, kRequestMagic);
+  PutU16(b, kWireVersion);
+  PutU8(b, static_cast<uint8_t>(RequestKind::kVolumeCommit));
+  PutU8(b, 0);
+  b.resize(kRequestSize, 0);  // no report data: the report proves itself
+  PutU32(b, static_cast<uint32_t>(report.size()));
+  PutBytes(b, AsBytes(report));
+  return b;
+}
+
 StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes) {
   if (bytes.size() != kRequestSize) {
     return InvalidArgument("a request is " + std::to_string(kRequestSize) + " bytes, not " +
@@ -46,14 +62,37 @@ StatusOr<EvidenceRequest> DecodeRequest(std::span<const uint8_t> bytes) {
     return InvalidArgument("request version " + std::to_string(version) + " is not supported (this LAS speaks 1)");
   }
   if (kind != static_cast<uint8_t>(RequestKind::kEvidenceForCaller) &&
-      kind != static_cast<uint8_t>(RequestKind::kRelayedAttestation)) {
+      kind != static_cast<uint8_t>(RequestKind::kRelayedAttestation) &&
+      kind != static_cast<uint8_t>(RequestKind::kVolumeCommit)) {
     return InvalidArgument("request kind " + std::to_string(kind) + " is not supported");
   }
   if (reserved != 0) return InvalidArgument("the reserved byte of the request is not 0");
   EvidenceRequest req;
   req.kind = static_cast<RequestKind>(kind);
   std::memcpy(req.report_data.data(), report_data.data(), req.report_data.size());
+  if (req.kind == RequestKind::kVolumeCommit && req.report_data != attest::Sha256Value{}) {
+    return InvalidArgument("a volume commit request's report data must be all zero");
+  }
   return req;
+}
+
+StatusOr<size_t> CommitReportLength(std::span<const uint8_t> tail_head) {
+  if (tail_head.size() != kCommitTailHead) return InvalidArgument("a commit request's tail is cut short");
+  ByteReader r(tail_head);
+  size_t n = r.U32();
+  if (n == 0 || n > kMaxCommitReport) {
+    return InvalidArgument("commit report length " + std::to_string(n) + " is out of range (1.." +
+                           std::to_string(kMaxCommitReport) + ")");
+  }
+  return n;
+}
+
+Status DecodeCommitTail(std::span<const uint8_t> tail, EvidenceRequest* req) {
+  if (tail.size() < kCommitTailHead) return InvalidArgument("a commit request's tail is cut short");
+  ASSIGN_OR_RETURN(size_t n, CommitReportLength(tail.first(kCommitTailHead)));
+  if (tail.size() != kCommitTailHead + n) return InvalidArgument("a commit request's report is cut short");
+  req->commit_report.assign(reinterpret_cast<const char*>(tail.data() + kCommitTailHead), n);
+  return Status::Ok();
 }
 
 StatusOr<size_t> RelayConfigIdLength(std::span<const uint8_t> tail_head) {
@@ -138,6 +177,31 @@ StatusOr<Bytes> EncodeRelayedResponse(std::span<const uint8_t> evidence, std::sp
   return b;
 }
 
+StatusOr<Bytes> EncodeCasAnswer(uint16_t http_status, std::span<const uint8_t> body) {
+  if (http_status < 100 || http_status > 599 || body.size() > kMaxCasAnswerBody) {
+    return InvalidArgument("a CAS answer of HTTP " + std::to_string(http_status) + " with " +
+                           std::to_string(body.size()) + " bytes is out of bounds");
+  }
+  Bytes b = Header(ResponseStatus::kCasAnswer, static_cast<uint32_t>(2 + body.size()));
+  PutU16(b, http_status);
+  PutBytes(b, body);
+  return b;
+}
+
+StatusOr<CasAnswerView> DecodeCasAnswer(std::span<const uint8_t> body) {
+  if (body.size() < 2 || body.size() > 2 + kMaxCasAnswerBody) {
+    return InvalidArgument("a CAS answer of " + std::to_string(body.size()) + " bytes is out of bounds");
+  }
+  ByteReader r(body);
+  CasAnswerView a;
+  a.http_status = r.U16();
+  if (a.http_status < 100 || a.http_status > 599) {
+    return InvalidArgument("the CAS answer's status " + std::to_string(a.http_status) + " is not an HTTP status");
+  }
+  a.body = body.subspan(2);
+  return a;
+}
+
 StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes) {
   if (bytes.size() != kResponseHeaderSize) {
     return InvalidArgument("a response header is " + std::to_string(kResponseHeaderSize) + " bytes, not " +
@@ -173,6 +237,12 @@ StatusOr<ResponseHeader> DecodeResponseHeader(std::span<const uint8_t> bytes) {
       h.status = ResponseStatus::kRelayed;
       if (length < 10 || length > kMaxRelayedBody) {
         return InvalidArgument("relayed answer length " + std::to_string(length) + " is out of range");
+      }
+      break;
+    case static_cast<uint8_t>(ResponseStatus::kCasAnswer):
+      h.status = ResponseStatus::kCasAnswer;
+      if (length < 2 || length > 2 + kMaxCasAnswerBody) {
+        return InvalidArgument("CAS answer length " + std::to_string(length) + " is out of range");
       }
       break;
     default:

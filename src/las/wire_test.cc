@@ -36,8 +36,9 @@ TEST(WireTest, RequestWithBadFieldsIsRefused) {
       {0, 'X', "magic"},      // magic
       {4, 2, "version 2"},    // version low byte
       {5, 1, "version 257"},  // version high byte
-      {6, 3, "kind 3"},       // kind
+      {6, 4, "kind 4"},       // kind
       {6, 0, "kind 0"},
+      {6, 3, "report data must be all zero"},  // a volume commit carries none
       {7, 1, "reserved"},
   };
   for (const Case& c : cases) {
@@ -120,7 +121,8 @@ TEST(WireTest, ResponseHeaderWithBadFieldsIsRefused) {
 
   EXPECT_FALSE(DecodeResponseHeader(Header(kRequestMagic, 1, 0, 0, 10)).ok());  // a request's magic
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 2, 0, 0, 10)).ok());
-  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 3, 0, 10)).ok());
+  EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 4, 0, 10)).ok());
+  EXPECT_TRUE(DecodeResponseHeader(Header(kResponseMagic, 1, 3, 0, 10)).ok());  // a CAS answer
   EXPECT_TRUE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, 10)).ok());
   EXPECT_TRUE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, kMaxRelayedBody)).ok());
   EXPECT_FALSE(DecodeResponseHeader(Header(kResponseMagic, 1, 2, 0, 9)).ok());
@@ -361,6 +363,89 @@ TEST(WireTest, RelayedResponseOutOfBoundsIsNotEncoded) {
   auto too_large = EncodeRelayedResponse(evidence, reply);
   ASSERT_FALSE(too_large.ok());
   EXPECT_NE(too_large.status().message().find("out of bounds"), std::string::npos);
+}
+
+TEST(WireTest, VolumeCommitRequestHasTheDocumentedLayout) {
+  const std::string report = "{\"volume\":\"data\"}";
+  auto enc = EncodeVolumeCommitRequest(report);
+  ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+  ASSERT_EQ(enc->size(), kRequestSize + 4 + report.size());
+  // "CLCQ", version 1, kind 3, reserved 0, 32 zero bytes, the length (u32 LE), the report.
+  const uint8_t head[] = {'C', 'L', 'C', 'Q', 1, 0, 3, 0};
+  EXPECT_EQ(std::memcmp(enc->data(), head, sizeof(head)), 0);
+  EXPECT_EQ(Bytes(enc->begin() + 8, enc->begin() + 40), Bytes(32, 0));
+  const uint8_t length[] = {static_cast<uint8_t>(report.size()), 0, 0, 0};
+  EXPECT_EQ(std::memcmp(enc->data() + kRequestSize, length, 4), 0);
+  EXPECT_EQ(std::string(enc->begin() + kRequestSize + 4, enc->end()), report);
+
+  std::span<const uint8_t> all(*enc);
+  auto req = DecodeRequest(all.first(kRequestSize));
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(req->kind, RequestKind::kVolumeCommit);
+  auto n = CommitReportLength(all.subspan(kRequestSize, kCommitTailHead));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, report.size());
+  ASSERT_TRUE(DecodeCommitTail(all.subspan(kRequestSize), &*req).ok());
+  EXPECT_EQ(req->commit_report, report);
+}
+
+TEST(WireTest, VolumeCommitOutOfBoundsIsRefused) {
+  EXPECT_FALSE(EncodeVolumeCommitRequest("").ok());
+  EXPECT_TRUE(EncodeVolumeCommitRequest(std::string(kMaxCommitReport, 'x')).ok());
+  EXPECT_FALSE(EncodeVolumeCommitRequest(std::string(kMaxCommitReport + 1, 'x')).ok());
+
+  const uint8_t zero[] = {0, 0, 0, 0};
+  EXPECT_NE(CommitReportLength(zero).status().message().find("length 0 is out of range"), std::string::npos);
+  uint8_t too_long[4];
+  StoreU32(too_long, kMaxCommitReport + 1);
+  EXPECT_NE(CommitReportLength(too_long).status().message().find("out of range"), std::string::npos);
+  const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(CommitReportLength(huge).ok());
+  EXPECT_FALSE(CommitReportLength(std::span<const uint8_t>(zero, 3)).ok());
+
+  auto enc = EncodeVolumeCommitRequest("abc");
+  ASSERT_TRUE(enc.ok());
+  std::span<const uint8_t> tail = std::span<const uint8_t>(*enc).subspan(kRequestSize);
+  EvidenceRequest req;
+  EXPECT_FALSE(DecodeCommitTail(tail.first(tail.size() - 1), &req).ok());
+  Bytes longer(tail.begin(), tail.end());
+  longer.push_back('d');
+  EXPECT_FALSE(DecodeCommitTail(longer, &req).ok());
+  EXPECT_FALSE(DecodeCommitTail(tail.first(2), &req).ok());
+}
+
+TEST(WireTest, CasAnswerRoundTrips) {
+  const std::string body = "{\"reason\":\"stale\"}";
+  auto enc = EncodeCasAnswer(409, AsBytes(body));
+  ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+  const uint32_t length = 2 + static_cast<uint32_t>(body.size());
+  const uint8_t head[] = {'C', 'L', 'C', 'R', 1, 0, 3, 0, static_cast<uint8_t>(length), 0, 0, 0, 0x99, 0x01};
+  ASSERT_EQ(enc->size(), kResponseHeaderSize + length);
+  EXPECT_EQ(std::memcmp(enc->data(), head, sizeof(head)), 0);
+  auto r = DecodeResponse(*enc);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, ResponseStatus::kCasAnswer);
+  auto answer = DecodeCasAnswer(r->body);
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  EXPECT_EQ(answer->http_status, 409);
+  EXPECT_EQ(std::string(answer->body.begin(), answer->body.end()), body);
+
+  EXPECT_TRUE(EncodeCasAnswer(200, {}).ok());
+  EXPECT_TRUE(EncodeCasAnswer(200, Bytes(kMaxCasAnswerBody, 'x')).ok());
+  EXPECT_FALSE(EncodeCasAnswer(200, Bytes(kMaxCasAnswerBody + 1, 'x')).ok());
+  EXPECT_FALSE(EncodeCasAnswer(99, {}).ok());
+  EXPECT_FALSE(EncodeCasAnswer(600, {}).ok());
+  EXPECT_FALSE(DecodeCasAnswer(Bytes(1, 0)).ok());
+  EXPECT_FALSE(DecodeCasAnswer(Bytes{0x2b, 0}).ok()) << "status 43";
+
+  // The header bounds a status 3 length before any body is read.
+  Bytes header(enc->begin(), enc->begin() + kResponseHeaderSize);
+  StoreU32(header.data() + 8, 1);
+  EXPECT_FALSE(DecodeResponseHeader(header).ok());
+  StoreU32(header.data() + 8, 2 + kMaxCasAnswerBody + 1);
+  EXPECT_FALSE(DecodeResponseHeader(header).ok());
+  StoreU32(header.data() + 8, 2 + kMaxCasAnswerBody);
+  EXPECT_TRUE(DecodeResponseHeader(header).ok());
 }
 
 }  // namespace

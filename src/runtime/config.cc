@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "attest/volume_commit.h"
 #include "runtime/encoding.h"
 #include "runtime/las_client.h"
 #include "runtime/log.h"
@@ -159,6 +160,18 @@ Result<Grant> ParseGrant(const Json& doc, const ReplyContext& ctx) {
       m.update_policy = Word(policy);
       g.volumes.push_back(std::move(m));
     }
+  }
+
+  SecretString token;
+  if (!StringMember(doc, "volume_token", &token, true)) return Malformed(ctx, "'volume_token' is not a string");
+  if (!token.empty()) {
+    SecretBytes raw;
+    if (!Base64Decode(std::string_view(token.data(), token.size()), &raw) || raw.empty() ||
+        raw.size() > volume_commit::kMaxToken) {
+      return Malformed(ctx, "'volume_token' is not base64 of 1 to " + std::to_string(volume_commit::kMaxToken) +
+                                " bytes");
+    }
+    g.volume_token.assign(raw.begin(), raw.end());
   }
   return g;
 }

@@ -69,6 +69,11 @@ struct Grant {
   std::string pwd;  // empty: stay in the current directory
   std::vector<InjectedFile> files;
   std::vector<VolumeMount> volumes;
+  // The CAS's token for commit reports of these volumes (docs/protocol.md
+  // section 7), decoded from base64; empty when the grant has none (no
+  // volume mounted). Opaque: the runtime only hands it back, in every
+  // report it signs (attest/volume_commit.h). Not secret.
+  std::vector<uint8_t> volume_token;
 };
 
 // What failure messages about a CAS reply need to know.

@@ -47,6 +47,7 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/../volume/volume.cc
   # Pure code shared with the CAS, which includes nothing but OpenSSL.
   ${CLOISTER_RUNTIME_DIR}/../attest/relay_reply.cc
+  ${CLOISTER_RUNTIME_DIR}/../attest/volume_commit.cc
   ${CLOISTER_RUNTIME_DIR}/../crypto/hpke.cc)
 target_include_directories(cloister_runtime_core PUBLIC ${CLOISTER_RUNTIME_DIR}/.. ${CLOISTER_RUNTIME_DIR}/../../include
   ${OPENSSL_INCLUDE_DIR})

@@ -452,7 +452,8 @@ const char kGrant[] = R"({
                "tag": "", "update_policy": "rollback-protected"},
               {"name": "logs", "path": "/var/log/app",
                "key": "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-               "tag": "FF0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}]
+               "tag": "FF0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}],
+  "volume_token": "AQIDBAUGBwgJ"
 })";
 
 TEST(CasReplyTest, ParsesAGrant) {
@@ -487,6 +488,7 @@ TEST(CasReplyTest, ParsesAGrant) {
   ASSERT_EQ(grant.volumes[1].tag.size(), 32u);
   EXPECT_EQ(grant.volumes[1].tag[0], 0xff);
   EXPECT_EQ(grant.volumes[1].update_policy, "");
+  EXPECT_EQ(grant.volume_token, (std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8, 9}));
 }
 
 TEST(CasReplyTest, OptionalPartsMayBeMissing) {
@@ -497,6 +499,10 @@ TEST(CasReplyTest, OptionalPartsMayBeMissing) {
   EXPECT_TRUE(g.value().pwd.empty());
   EXPECT_TRUE(g.value().files.empty());
   EXPECT_TRUE(g.value().volumes.empty());
+  EXPECT_TRUE(g.value().volume_token.empty());
+  auto empty_token = ParseCasReply(200, Span(R"({"session":"shop","service":"web","volume_token":""})"), Ctx());
+  ASSERT_TRUE(empty_token.ok()) << empty_token.error();
+  EXPECT_TRUE(empty_token.value().volume_token.empty());
 }
 
 TEST(CasReplyTest, RefusesMalformedGrants) {
@@ -528,6 +534,10 @@ TEST(CasReplyTest, RefusesMalformedGrants) {
            std::string(kHead) + R"("volumes":[{"name":"d","path":"d","key":")" + std::string(64, '0') + R"("}]})",
            std::string(kHead) + R"("volumes":[{"name":"d","path":"/d","key":")" + std::string(64, '0') +
                R"(","tag":"00"}]})",
+           std::string(kHead) + R"("volume_token":7})",
+           std::string(kHead) + R"("volume_token":"AQ"})",
+           std::string(kHead) + R"("volume_token":"AR=="})",
+           std::string(kHead) + R"("volume_token":")" + std::string(688, 'A') + R"("})",
        }) {
     auto g = ParseCasReply(200, Span(bad), Ctx());
     EXPECT_FALSE(g.ok()) << bad;

@@ -1,14 +1,16 @@
 // libFuzzer target on the LAS socket codec (untrusted: any local process
 // may connect and send anything), on the relayed reply's parser (the
 // runtime reads what a LAS hands it) and the batch splitter (the LAS reads
-// what the CAS answers), and on the base64 decoder the CAS applies
-// to evidence that arrives at its attestation endpoint.
+// what the CAS answers), on the volume commit report's parser (the LAS and
+// the CAS read what any program sends), and on the base64 decoder the CAS
+// applies to evidence that arrives at its attestation endpoint.
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "attest/volume_commit.h"
 #include "base/bytes.h"
 #include "las/wire.h"
 
@@ -29,6 +31,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto whole = las::EncodeRelayedRequest(r->report_data, r->key, r->config_id);
         if (whole.size() != size || !std::equal(whole.begin(), whole.end(), data)) __builtin_trap();
       }
+      // A volume commit's tail likewise.
+      if (r->kind == las::RequestKind::kVolumeCommit &&
+          las::DecodeCommitTail(in.subspan(las::kRequestSize), &*r).ok()) {
+        auto whole = las::EncodeVolumeCommitRequest(r->commit_report);
+        if (!whole.ok() || whole->size() != size || !std::equal(whole->begin(), whole->end(), data)) __builtin_trap();
+      }
+    }
+  }
+  // A commit report: what parses is within every documented bound, and the
+  // bytes it signs are framed by those bounds.
+  {
+    volume_commit::Request report;
+    std::string why;
+    if (volume_commit::ParseRequest(std::string_view(reinterpret_cast<const char*>(data), size), &report, &why)) {
+      if (report.token.empty() || report.token.size() > volume_commit::kMaxToken ||
+          !volume_commit::IsVolumeName(report.volume) || report.signature.empty() ||
+          report.signature.size() > volume_commit::kMaxSignature || report.key[0] != 0x04 ||
+          size > volume_commit::kMaxBody) {
+        __builtin_trap();
+      }
+      auto signed_bytes = volume_commit::SignedBytes(report.token, report.volume, report.seq, report.tag);
+      if (signed_bytes.size() != volume_commit::kLabel.size() + 4 + report.token.size() + 4 + report.volume.size() + 8 +
+                                     report.tag.size()) {
+        __builtin_trap();
+      }
+      (void)volume_commit::VerifySignature(report, &why);
     }
   }
   // The CAS's signed reply, which the runtime parses from what a LAS hands it.
@@ -54,6 +82,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size >= las::kResponseHeaderSize) (void)las::DecodeResponseHeader(in.first(las::kResponseHeaderSize));
   if (auto r = las::DecodeResponse(in); r.ok()) {
     if (r->body.size() + las::kResponseHeaderSize != size) __builtin_trap();
+    if (r->status == las::ResponseStatus::kCasAnswer) {
+      // What splits encodes back to the same bytes.
+      if (auto answer = las::DecodeCasAnswer(r->body); answer.ok()) {
+        auto again = las::EncodeCasAnswer(answer->http_status, answer->body);
+        if (!again.ok() || again->size() != size || !std::equal(again->begin(), again->end(), data)) __builtin_trap();
+      }
+    }
   }
   if (auto b = Base64Decode(std::string_view(reinterpret_cast<const char*>(data), size))) {
     if (b->size() > size / 4 * 3) __builtin_trap();

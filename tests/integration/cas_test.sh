@@ -220,6 +220,22 @@ check "verify finds the same problems offline" test "$RC" = 1
 python3 -c 'import json; print(json.dumps({"document": "name: big\n#" + "x" * (3 << 20)}))' >"$T/huge.json"
 check "a huge body: 413" test "$(api -X POST --data-binary @"$T/huge.json" "https://127.0.0.1:$PORT/v1/sessions")" = 413
 check "unknown route: 404" test "$(api "https://127.0.0.1:$PORT/v2/nothing")" = 404
+# Volume commits: a well-formed report whose token this CAS did not issue.
+python3 -c '
+import base64, json, os
+b64 = lambda n: base64.b64encode(os.urandom(n)).decode()
+print(json.dumps({"token": b64(60), "key": base64.b64encode(b"\x04" + os.urandom(64)).decode(), "volume": "data",
+                  "seq": 1, "tag": "ab" * 32, "signature": b64(70)}))' >"$T/commit.json"
+code=$(NOID=1 api -X POST --data-binary @"$T/commit.json" "https://127.0.0.1:$ATTEST_PORT/v1/volumes/commit")
+check "a commit report with a forged token: 403" test "$code" = 403
+check "... reason token-invalid" grep -q '"reason":"token-invalid"' "$T/body"
+code=$(NOID=1 api -X POST -d '{"seq": 1}' "https://127.0.0.1:$ATTEST_PORT/v1/volumes/commit")
+check "a malformed commit report: 400 bad-request" bash -c "test $code = 400 && grep -q bad-request '$T/body'"
+code=$(api -X POST --data-binary @"$T/commit.json" "https://127.0.0.1:$PORT/v1/volumes/commit")
+check "a commit relayed by a caller that is not a node: 403 node-not-allowed" bash -c \
+  "test $code = 403 && grep -q node-not-allowed '$T/body'"
+run session volumes team/app --identity "$T/a"
+check "session volumes of a session without volumes says so" grep -q "has no volumes" "$T/out"
 
 # Slow clients: connections that never finish their request hold no more
 # than a thread each until the read timeout, and others are still served.
@@ -265,6 +281,8 @@ check "metrics count requests by route and status" \
 check "metrics have latency histograms" grep -q 'cloister_cas_request_duration_seconds_bucket{route="/v1/sessions/{name}"' "$T/metrics"
 check "metrics count sessions" grep -q '^cloister_cas_sessions 1$' "$T/metrics"
 check "metrics give the store size" grep -Eq '^cloister_cas_store_bytes [1-9]' "$T/metrics"
+check "metrics count refused volume commits by reason" \
+  grep -q '^cloister_cas_volume_commits_total{result="token-invalid"} 1$' "$T/metrics"
 
 # ---- nothing secret in the logs or the state directory ----------------------------------------
 stop_cas

@@ -140,6 +140,14 @@ services:
     environment:
       REAL_LAS: $T/las1.sock
       FAKE_LAS: $T/replay.sock
+  - name: store
+    measurements: [$1, $RT]
+    command: ["python3", "-c", "pass"]
+    mounts:
+      - volume: data
+        path: $T/vol
+volumes:
+  - name: data
 secrets:
   - name: db_password
     kind: ascii
@@ -290,6 +298,74 @@ check "... reason evidence-not-bound" grep -q '"reason":"evidence-not-bound"' "$
 check "the same evidence with the key it names is granted (the binding is what refused it)" \
   test "$(attest_as a)" = 200
 
+# ---- a volume commit, relayed by the LAS ---------------------------------------------------
+# The program's side done by hand: identity A's key stands for the runtime's fresh key (the
+# captured evidence names it), the grant of service store (which mounts volume data) carries
+# the token, and the report is signed with openssl and sent over the LAS socket (kind 3).
+cat >"$T/commit.py" <<'PY'
+import base64, hashlib, json, os, socket, struct, subprocess, sys
+key, las, grant = os.environ["KEY"], os.environ["LAS"], json.load(open(os.environ["GRANT"]))
+seq, tag = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+token = base64.b64decode(grant["volume_token"])
+point = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
+                       capture_output=True, check=True).stdout[-65:]
+signed = (b"cloister volume commit v1" + struct.pack(">I", len(token)) + token +
+          struct.pack(">I", 4) + b"data" + struct.pack(">Q", seq) + tag)
+signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signed,
+                           capture_output=True, check=True).stdout
+report = json.dumps({"token": grant["volume_token"], "key": base64.b64encode(point).decode(),
+                     "volume": "data", "seq": seq, "tag": tag.hex(),
+                     "signature": base64.b64encode(signature).decode()}).encode()
+s = socket.socket(socket.AF_UNIX)
+s.connect(las)
+s.sendall(struct.pack("<IHBB", 0x51434C43, 1, 3, 0) + bytes(32) + struct.pack("<I", len(report)) + report)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+magic, version, status, _, length = struct.unpack("<IHBBI", data[:12])
+if status != 3:
+    print("refused", data[12:].decode())
+    sys.exit()
+http, answer = struct.unpack("<H", data[12:14])[0], data[14:12 + length].decode()
+if http == 200:
+    # The receipt: signed by the pinned CAS key over the label and the SHA-256 of what was signed.
+    a = json.loads(answer)
+    cas_key = base64.b64decode(a["cas_key"])
+    assert hashlib.sha256(cas_key).hexdigest() == os.environ["PIN"], "receipt not from the pinned CAS"
+    open(os.environ["T"] + "/cas_key.der", "wb").write(cas_key)
+    open(os.environ["T"] + "/receipt.sig", "wb").write(base64.b64decode(a["receipt"]))
+    subprocess.run(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", os.environ["T"] + "/cas_key.der",
+                    "-signature", os.environ["T"] + "/receipt.sig"],
+                   input=b"cloister volume commit receipt v1" + hashlib.sha256(signed).digest(),
+                   capture_output=True, check=True)
+    answer += " receipt-verified"
+print(http, answer)
+PY
+EV=$(base64 -w0 "$T/evidence.bin")
+curl -sk --cert "$T/a/identity.crt" --key "$T/a/identity.key" -o "$T/store-grant.json" \
+  -X POST "https://127.0.0.1:$main_ATTEST/v1/attest" -d "{\"config_id\":\"e2e/store\",\"evidence\":\"$EV\"}"
+check "the grant of a service that mounts a volume carries a volume token" \
+  test -n "$(json_field '["volume_token"]' <"$T/store-grant.json")"
+TAG1=$(printf 'ab%.0s' $(seq 32))
+commit_answers() {  # commit_answers SEQ TAG PATTERN: the LAS's answer to that commit matches PATTERN
+  KEY="$T/a/identity.key" LAS="$T/las1.sock" GRANT="$T/store-grant.json" PIN="$main_KEY" T="$T" \
+    python3 "$T/commit.py" "$1" "$2" \
+    >"$T/commit.out" 2>&1
+  grep -q "$3" "$T/commit.out"
+}
+check "a signed commit relayed by the LAS is recorded (200)" commit_answers 1 "$TAG1" '^200 .*"seq": *1'
+check "... with a receipt signed by the pinned CAS key" grep -q 'receipt-verified$' "$T/commit.out"
+check "... the same commit again is answered alike" commit_answers 1 "$TAG1" '^200 .*receipt-verified$'
+check "... an older one is refused as stale (409)" commit_answers 0 "$TAG1" '^409 .*"reason": *"stale"'
+"$CLOISTER" session volumes e2e --identity "$T/a" >"$T/volumes"
+check "cloister session volumes shows the recorded seq and tag" grep -Eq "^data +1 +$TAG1 " "$T/volumes"
+curl -sk --cert "$T/a/identity.crt" --key "$T/a/identity.key" -o "$T/store-grant2.json" \
+  -X POST "https://127.0.0.1:$main_ATTEST/v1/attest" -d "{\"config_id\":\"e2e/store\",\"evidence\":\"$EV\"}"
+check "the next grant carries the committed tag" grep -q "\"tag\":\"$TAG1\"" "$T/store-grant2.json"
+
 cat >"$T/hw.yaml" <<DOC
 name: e2e-hardware
 services:
@@ -348,6 +424,7 @@ check "another identity may not read the records" bash -c \
 curl -sk "https://127.0.0.1:$main_API/metrics" >"$T/metrics"
 check "/metrics counts granted sim attestations" grep -q 'cloister_cas_attestations_total{evidence="sim",result="granted",reason=""}' "$T/metrics"
 check "/metrics counts refusals by reason" grep -q 'result="refused",reason="measurement-not-allowed"' "$T/metrics"
+check "/metrics counts volume commits by result" grep -q '^cloister_cas_volume_commits_total{result="accepted"} 1$' "$T/metrics"
 
 # ---- the LAS's CAS is down ---------------------------------------------------------------------
 kill "$other_PID" 2>/dev/null
