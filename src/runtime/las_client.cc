@@ -22,6 +22,9 @@ constexpr uint32_t kEvidenceMagic = 0x56454c43;  // "CLEV"
 constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKindEvidenceForCaller = 1;
 constexpr uint8_t kKindRelayedAttestation = 2;
+constexpr uint8_t kKindVolumeCommit = 3;
+constexpr uint8_t kStatusRefused = 1;
+constexpr uint8_t kStatusCasAnswer = 3;
 
 // Offsets in Cloister evidence (docs/protocol.md section 2).
 constexpr size_t kEvidenceTypeOffset = 6;
@@ -249,6 +252,56 @@ bool EvidenceMeasurements(std::span<const uint8_t> evidence, std::string* execut
   *executable = HexEncode(evidence.subspan(kExecutableOffset, 32));
   *runtime = HexEncode(evidence.subspan(kRuntimeOffset, 32));
   return true;
+}
+
+Result<CasAnswer> SendCommitReport(const std::string& socket_path, std::string_view report) {
+  std::string at = "the LAS at " + socket_path;
+  if (report.empty() || report.size() > kMaxCommitReport) return Fail("a commit report of " + std::to_string(report.size()) + " bytes");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) return Fail(at + " is unreachable: the path is too long");
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  Deadline deadline(kLasTimeoutMs);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Fail(at + " is unreachable: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Fail(at + " is unreachable: " + ErrnoText(errno));
+  }
+  ::fcntl(fd, F_SETFL, O_NONBLOCK);
+  std::vector<uint8_t> request(kLasRequestSize + 4 + report.size(), 0);
+  auto head = EncodeLasRequest(ReportData{});
+  head[6] = kKindVolumeCommit;
+  std::memcpy(request.data(), head.data(), head.size());
+  for (int i = 0; i < 4; ++i) request[kLasRequestSize + i] = static_cast<uint8_t>(report.size() >> (8 * i));
+  std::memcpy(request.data() + kLasRequestSize + 4, report.data(), report.size());
+  if (int e = WriteFull(fd, request.data(), request.size(), deadline); e != 0) {
+    return Fail(at + " did not take the report: " + ErrnoText(e));
+  }
+  uint8_t h[kLasResponseHeaderSize];
+  if (int e = ReadFull(fd, h, sizeof(h), deadline); e != 0) return Fail(at + " did not answer: " + ErrnoText(e));
+  if (U32(h) != kResponseMagic || U16(h + 4) != kVersion) return Fail(at + " did not answer with the LAS protocol");
+  uint32_t length = U32(h + 8);
+  if (h[6] == kStatusRefused && length <= kMaxLasMessage) {
+    std::string message(length, '\0');
+    if (ReadFull(fd, reinterpret_cast<uint8_t*>(message.data()), length, deadline) != 0) message = "(no reason)";
+    return Fail(at + " refused the report: " + PeerText(message));
+  }
+  if (h[6] != kStatusCasAnswer || length < 2 || length > kMaxCasAnswer) {
+    return Fail(at + " answered the report with status " + std::to_string(h[6]) + " and " + std::to_string(length) +
+                " bytes");
+  }
+  std::vector<uint8_t> body(length);
+  if (int e = ReadFull(fd, body.data(), body.size(), deadline); e != 0) {
+    return Fail(at + " did not answer: " + ErrnoText(e));
+  }
+  CasAnswer answer;
+  answer.http_status = U16(body.data());
+  answer.body.assign(reinterpret_cast<const char*>(body.data()) + 2, body.size() - 2);
+  return answer;
 }
 
 }  // namespace cloister::runtime

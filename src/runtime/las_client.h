@@ -33,6 +33,21 @@ inline constexpr int kLasTimeoutMs = 5000;
 
 using ReportData = std::array<uint8_t, 32>;
 
+// The CAS's answer to a volume commit report, as the LAS carried it.
+struct CasAnswer {
+  int http_status = 0;
+  std::string body;
+};
+inline constexpr uint32_t kMaxCommitReport = 16384;
+inline constexpr uint32_t kMaxCasAnswer = 2 + 16384;
+
+// Carries a volume commit report (the JSON body of POST /v1/volumes/commit,
+// docs/protocol.md section 7) through the LAS at `socket_path`: the 40-byte
+// request with kind 3 and no report data, the report's length (u32) and the
+// report; the answer has status 3, the CAS's HTTP status (u16) and body.
+// Fails, naming the socket, if the LAS refuses or cannot be reached.
+Result<CasAnswer> SendCommitReport(const std::string& socket_path, std::string_view report);
+
 std::array<uint8_t, kLasRequestSize> EncodeLasRequest(const ReportData& report_data);
 
 // A relayed request (docs/protocol.md section 6): the 40-byte request with

@@ -29,6 +29,7 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/paths.cc
   ${CLOISTER_RUNTIME_DIR}/relayed.cc
   ${CLOISTER_RUNTIME_DIR}/shield_client.cc
+  ${CLOISTER_RUNTIME_DIR}/shield_report.cc
   ${CLOISTER_RUNTIME_DIR}/shield_server.cc
   ${CLOISTER_RUNTIME_DIR}/shield_wire.cc
   ${CLOISTER_RUNTIME_DIR}/volumes.cc

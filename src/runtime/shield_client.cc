@@ -72,6 +72,8 @@ pid_t g_conn_pid = 0;
 pthread_mutex_t g_cwd_mu = PTHREAD_MUTEX_INITIALIZER;
 std::string* g_cwd = nullptr;  // absolute, when on a volume
 
+pid_t g_root_pid = 0;  // the process that started the server
+
 void ChildAfterFork() {
   pthread_mutex_init(&g_conn_mu, nullptr);
   pthread_mutex_init(&g_cwd_mu, nullptr);
@@ -150,6 +152,23 @@ bool Call(const Request& req, const char* p1, const char* p2, Reply* reply, std:
   }
   errno = saved;
   return true;
+}
+
+// The program's exit (after its own exit handlers): its writes committed
+// and the commit recorded by the CAS before the exit status is known, so
+// that a start right after finds the CAS up to date. A forked child's exit,
+// a crash or _exit leave that to the server.
+void CommitAtExit() {
+  if (!g_active.load(std::memory_order_acquire) || ::getpid() != g_root_pid) return;
+  for (size_t v = 0; v < g_mounts->size(); ++v) {
+    if ((*g_mounts)[v].read_only) continue;
+    Request req{};
+    req.op = Op::kSync;
+    req.volume = static_cast<uint32_t>(v);
+    req.flags = kSyncReported;
+    Reply r{};
+    (void)Call(req, "", "", &r);
+  }
 }
 
 Request MakeRequest(Op op, const Target& t) {
@@ -879,7 +898,14 @@ void RewindDir(DIR* dir) {
 
 // ---- start ----
 
-Result<Done> Start(const std::vector<VolumeMount>& mounts) {
+Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting) {
+  struct KeyFree {
+    EVP_PKEY*& key;
+    ~KeyFree() {
+      EVP_PKEY_free(key);
+      key = nullptr;
+    }
+  } free_key{reporting.key};
   if (mounts.empty()) return Done{};
   int control[2], conn[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0 ||
@@ -919,6 +945,8 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts) {
       ::_exit(1);
     }
     (void)SendDatagram(conn[1], &r, sizeof(r), nullptr, 0, nullptr, 0);
+    server.value()->SetReporting(std::move(reporting));
+    reporting.key = nullptr;  // the reporter's now
     server.value()->Serve(control[1], conn[1]);
     ::_exit(0);
   }
@@ -959,6 +987,8 @@ Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int co
   g_conn = MoveHigh(conn);
   g_conn_pid = ::getpid();
   ::pthread_atfork(nullptr, nullptr, ChildAfterFork);
+  g_root_pid = ::getpid();
+  std::atexit(CommitAtExit);
   g_active.store(true, std::memory_order_release);
   return Done{};
 }

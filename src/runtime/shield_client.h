@@ -24,6 +24,7 @@
 
 #include "runtime/paths.h"
 #include "runtime/result.h"
+#include "runtime/shield_report.h"
 #include "runtime/volumes.h"
 
 struct statx;
@@ -34,7 +35,9 @@ namespace cloister::runtime::shield {
 // volume, and installs the shield in this process. A failure (a stale or
 // damaged volume, say) is a one-line reason; the caller fails closed.
 // Called once, before main, single-threaded.
-Result<Done> Start(const std::vector<VolumeMount>& mounts);
+// `reporting` says how to report commits to the CAS; the server takes the
+// key, this process frees its copy.
+Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting);
 
 // Installs the client side in this process, connected to a server that
 // already opened `mounts` (Start does this after the fork; tests run the

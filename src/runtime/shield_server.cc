@@ -93,6 +93,7 @@ class ServerImpl : public Server {
  public:
   Result<Done> OpenAll(std::vector<ServerVolume> volumes);
   void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
+  void SetReporting(Reporting reporting) override;
   volume::VolumeInfo Info(size_t v) override { return mounts_[v].vol->Info(); }
   void Serve(int control, int first) override;
 
@@ -100,6 +101,7 @@ class ServerImpl : public Server {
   struct Waiter {
     int conn;
     size_t volume;
+    bool reported;  // answer once the CAS recorded the commit
   };
 
   void Handle(int conn, const Request& req, const char* path, const char* path2);
@@ -118,6 +120,7 @@ class ServerImpl : public Server {
   std::map<std::pair<size_t, uint64_t>, std::unique_ptr<Loaded>> loaded_;
   std::vector<Waiter> waiting_;
   CommitListener listener_;
+  std::unique_ptr<CommitReporter> reporter_;
   std::vector<uint8_t> chunk_buf_, check_buf_;
 };
 
@@ -340,7 +343,25 @@ Status ServerImpl::CommitVolume(size_t v) {
   uint64_t seq = m.vol->Info().seq;
   DebugLog("shield: volume %s committed, commit %llu", m.config.name.c_str(), static_cast<unsigned long long>(seq));
   if (listener_) listener_(v, seq, *tag);
+  if (reporter_) reporter_->Post(v, seq, *tag);
   return Status();
+}
+
+void ServerImpl::SetReporting(Reporting reporting) {
+  std::vector<std::string> names;
+  std::vector<bool> writable;
+  for (const Mounted& m : mounts_) {
+    names.push_back(m.config.name);
+    writable.push_back(!m.config.read_only);
+  }
+  reporter_ = std::make_unique<CommitReporter>(std::move(reporting), std::move(names), std::move(writable));
+  for (size_t v = 0; v < mounts_.size(); ++v) {
+    volume::VolumeInfo info = mounts_[v].vol->Info();
+    const std::vector<uint8_t>& known = mounts_[v].config.tag;
+    if (known.size() != info.tag.size() || !std::equal(known.begin(), known.end(), info.tag.begin())) {
+      reporter_->Post(v, info.seq, info.tag);
+    }
+  }
 }
 
 void ServerImpl::Answer(int conn, Reply& reply, const void* data, size_t len, const int* fds, int nfds) {
@@ -559,7 +580,7 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
         r.error = EIO;
         return Answer(conn, r);
       }
-      waiting_.push_back(Waiter{conn, v});
+      waiting_.push_back(Waiter{conn, v, (req.flags & kSyncReported) != 0});
       return;
     }
     case Op::kClose: {
@@ -671,7 +692,12 @@ void ServerImpl::Serve(int control, int first) {
         for (const Waiter& w : waiting_) wanted = wanted || w.volume == v;
         if (wanted && !CommitVolume(v).ok()) results[v] = EIO;
       }
+      bool drained = false;
       for (const Waiter& w : waiting_) {
+        if (w.reported && reporter_ && !drained) {
+          (void)reporter_->Drain(10000);
+          drained = true;
+        }
         Reply r{};
         r.error = results[w.volume];
         Answer(w.conn, r);
@@ -683,6 +709,10 @@ void ServerImpl::Serve(int control, int first) {
     Status s = FlushVolume(v);
     if (s.ok()) s = CommitVolume(v);
     if (!s.ok()) Log("shield: final commit of volume " + mounts_[v].config.name + " failed: " + s.message());
+  }
+  if (reporter_ && !reporter_->Drain(10000)) {
+    Log("shield: the CAS has not recorded the last commits within 10 s; the next start may find the volume "
+        "newer than the CAS knows (which it accepts) or, if these commits are lost, refuse it");
   }
   if (control_open) ::close(control);
 }

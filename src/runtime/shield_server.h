@@ -24,6 +24,7 @@
 #include "cloister/volume.h"
 #include "runtime/result.h"
 #include "runtime/secret.h"
+#include "runtime/shield_report.h"
 
 namespace cloister::runtime::shield {
 
@@ -45,6 +46,10 @@ class Server {
   virtual ~Server() = default;
 
   virtual void SetCommitListener(CommitListener listener) = 0;
+  // Reports every commit of a writable volume to the CAS (and, at once,
+  // a state the CAS does not know yet: a new volume, or commits a previous
+  // run made but could not report).
+  virtual void SetReporting(Reporting reporting) = 0;
   // The state of each volume after Open (and after later commits).
   virtual volume::VolumeInfo Info(size_t volume) = 0;
 

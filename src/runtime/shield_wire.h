@@ -38,7 +38,8 @@ enum class Op : uint32_t {
   kSetMtime,   // path, time_ns
   kTruncate,   // path, arg = size
   kList,       // path, arg = index of the first entry wanted
-  kSync,       // file_id (0: the whole volume): write it out and commit
+  kSync,       // file_id (0: the whole volume): write it out and commit; flags kSyncReported:
+               // answer once the CAS has recorded the commit too (or 10 s passed)
   kClose,      // file_id: the process closed its last descriptor; no reply
 };
 
@@ -55,6 +56,7 @@ struct Request {
 };
 
 enum : uint8_t { kTypeFile = 1, kTypeDirectory = 2, kTypeSymlink = 3 };
+inline constexpr int32_t kSyncReported = 1;
 
 struct StatInfo {
   uint64_t ino;

@@ -73,7 +73,7 @@ void ProtectMemory() {
 // process and signs while the certificate is made and the handshake
 // completes. Only the HTTP request needs the evidence. A failure to reach
 // the CAS is reported only after the LAS has had its say (below).
-Result<HttpResponse> AttestDirect(const Settings& settings, std::vector<uint8_t>* evidence_out) {
+Result<HttpResponse> AttestDirect(const Settings& settings, std::vector<uint8_t>* evidence_out, ClientIdentity* key_out) {
   Result<std::unique_ptr<CasConnection>> cas = CasConnection::Begin(settings);
   if (!cas.ok()) return cas.failure();
   Result<Done> hello = cas.value()->Hello();
@@ -107,6 +107,7 @@ Result<HttpResponse> AttestDirect(const Settings& settings, std::vector<uint8_t>
   std::string request = BuildAttestRequest(settings.cas, settings.config_id, evidence.value());
   Result<HttpResponse> response = cas.value()->Exchange(request);
   if (!response.ok()) return Fail(response.error() + evidence_note);
+  *key_out = std::move(identity.value());
   return response;
 }
 
@@ -115,7 +116,7 @@ Result<HttpResponse> AttestDirect(const Settings& settings, std::vector<uint8_t>
 // LAS adds its evidence, asks the CAS over its own long-lived connection
 // and brings back the CAS's signed reply with the grant sealed to the key.
 // No TLS handshake in this process.
-Result<HttpResponse> AttestRelayed(const Settings& settings, std::vector<uint8_t>* evidence_out) {
+Result<HttpResponse> AttestRelayed(const Settings& settings, std::vector<uint8_t>* evidence_out, ClientIdentity* key_out) {
   Result<ClientIdentity> identity = CreateClientKey();
   if (!identity.ok()) return identity.failure();
   DebugLog("fresh P-256 key made");
@@ -134,6 +135,7 @@ Result<HttpResponse> AttestRelayed(const Settings& settings, std::vector<uint8_t
   DebugLog("process made non-dumpable, core dumps off");
   Result<HttpResponse> response = OpenRelayedReply(answer.value().cas_reply, settings, identity.value());
   if (!response.ok()) return Fail(response.error() + evidence_note);
+  *key_out = std::move(identity.value());
   return response;
 }
 
@@ -164,8 +166,10 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
 
   ReplyContext ctx{settings.cas.text, settings.config_id, "", {}, settings.relayed ? settings.las_socket : ""};
   std::vector<uint8_t> evidence;
+  // The fresh key also signs the reports of volume commits (shield_report.h).
+  ClientIdentity key;
   Result<HttpResponse> response =
-      settings.relayed ? AttestRelayed(settings, &evidence) : AttestDirect(settings, &evidence);
+      settings.relayed ? AttestRelayed(settings, &evidence, &key) : AttestDirect(settings, &evidence, &key);
   ctx.evidence_type = EvidenceTypeName(evidence);
   ctx.evidence = evidence;
   if (!response.ok()) FailClosed(response.error());
@@ -197,7 +201,13 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   InstallVolumes(std::move(grant.volumes));
   // The volume server opens every volume (and refuses a stale one) before
   // the working directory, which may be on a volume, is entered.
-  Result<Done> shielded = shield::Start(InstalledVolumes());
+  shield::Reporting reporting;
+  reporting.token = grant.volume_token;
+  reporting.point = key.point;
+  reporting.key = key.key.release();
+  reporting.cas_pin = settings.cas_key;
+  reporting.las_socket = settings.las_socket;
+  Result<Done> shielded = shield::Start(InstalledVolumes(), std::move(reporting));
   if (!shielded.ok()) FailClosed(shielded.error() + evidence_note);
   if (volume_count > 0) DebugLog("file shield started for %zu volumes", volume_count);
   if (!grant.pwd.empty() && ::chdir(grant.pwd.c_str()) != 0) {

@@ -87,6 +87,11 @@ check "sqlite3 runs in WAL mode on the volume" grep -qx "journal wal" "$T/out"
 check "sqlite3 sees its rows" grep -qx "rows 500" "$T/out"
 check "the directory lists the files written" grep -qx "listing app.db app.db-shm app.db-wal in lib total.txt" "$T/out"
 check "the disk holds the volume format, not the files" test -f "$D/cloister-volume" -a ! -e "$D/in"
+volumes() { "$CLOISTER" session volumes sh --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" --identity "$T/a"; }
+seq_at_cas() { volumes | awk '$1 == "data" {print $2}'; }
+SEQ_A=$(seq_at_cas)
+check "the CAS recorded the program's last commit before it exited" test "${SEQ_A:-0}" -ge 1
+cp -a "$D" "$T/data.A"
 
 cat >"$T/read.py" <<'PY'
 import os, sqlite3, sys
@@ -178,8 +183,28 @@ shielded "$T/unsupported.py" "$D"
 check "hard links on a volume fail with EPERM" grep -qx "link EPERM" "$T/out"
 check "renaming out of a volume fails with EXDEV" grep -qx "rename-out EXDEV" "$T/out"
 
-# ---- tampering while the program is stopped -------------------------------------------------
+# ---- rollback and tampering while the program is stopped ------------------------------------
 cp -a "$D" "$T/data.good"
+check "later commits reached the CAS" test "$(seq_at_cas)" -gt "$SEQ_A"
+rm -rf "$D" && cp -a "$T/data.A" "$D"
+shielded "$T/read.py" "$D" 2>/dev/null
+check "a whole volume rolled back to an older copy is refused at start" test "$RC" = 70
+check "the refusal is one line naming the volume and the rollback" \
+  bash -c "[ \$(wc -l <'$T/err') = 1 ] && grep -q 'volume data at .*not in the expected state' '$T/err'"
+check "a refused start printed nothing of the program" test ! -s "$T/out"
+rm -rf "$D" && cp -a "$T/data.good" "$D"
+cp "$T/data.A"/journal.* "$D/"
+shielded "$T/read.py" "$D" 2>/dev/null
+check "the journal rolled back under newer objects is refused at start" test "$RC" = 70
+rm -rf "$D" && cp -a "$T/data.good" "$D"
+shielded "$T/read.py" "$D"
+check "the current copy still starts" grep -qx "rows 500" "$T/out"
+# That start committed (sqlite checkpoints at close): this is the newest copy now.
+rm -rf "$T/data.good" && cp -a "$D" "$T/data.good"
+rm -rf "$D" && mkdir "$D"
+shielded "$T/read.py" "$D" 2>/dev/null
+check "an emptied volume directory is refused, not started afresh" test "$RC" = 70
+rm -rf "$D" && cp -a "$T/data.good" "$D"
 biggest=$(find "$D/objects" -type f -printf '%s %p\n' | sort -n | tail -1 | awk '{print $2}')
 "$PYTHON" - "$biggest" <<'PY'
 import sys
