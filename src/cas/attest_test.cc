@@ -631,5 +631,23 @@ TEST_F(VolumeCommitTest, CommitsDuringUpdatesAreNotLostAndDoNotFailThem) {
   EXPECT_EQ(Recorded("data")->seq, std::optional<uint64_t>(last.load()));
 }
 
+TEST_F(VolumeCommitTest, CommitsDuringADeletionDoNotFailIt) {
+  for (int round = 0; round < 5; ++round) {
+    Upload(Doc(), true);
+    GrantedConfig g = Start();
+    std::atomic<bool> done{false};
+    std::thread committer([&] {
+      for (uint64_t seq = 1; !done.load() && seq < 100000; ++seq) {
+        (void)Commit(Report(g.volume_token, seq, TagOf(static_cast<uint8_t>(seq))));
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    Status deleted = svc_->DeleteSession(kTenant, "shop");
+    done = true;
+    committer.join();
+    ASSERT_TRUE(deleted.ok()) << deleted.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace cloister::cas

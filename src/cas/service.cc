@@ -590,6 +590,20 @@ Status CasService::DeleteSession(const std::string& caller, const std::string& n
     batch.push_back(Store::Write{kSecrets, SecretKey(name, VolumeKeyName(it.key())), std::nullopt, std::nullopt});
   }
   auto applied = store_->Apply(batch);
+  // A volume commit (volumes.cc) that changed the record meanwhile leaves
+  // the version, and so what is to be deleted, as it was: delete it anyway.
+  for (int attempt = 0; !applied.ok() && applied.status().code() == StatusCode::kFailedPrecondition && attempt < 32;
+       ++attempt) {
+    auto fresh = store_->GetVersioned(kSessions, name);
+    if (!fresh.ok() || !*fresh) break;
+    auto fr = ParseRecord((*fresh)->value, "session");
+    if (!fr.ok() || fr->value("hash", "") != cur->record.value("hash", "") ||
+        fr->value("version", uint64_t{0}) != cur->record.value("version", uint64_t{0})) {
+      break;
+    }
+    batch[0].if_revision = (*fresh)->revision;
+    applied = store_->Apply(batch);
+  }
   if (!applied.ok()) {
     if (applied.status().code() == StatusCode::kFailedPrecondition) {
       return StaleError("session " + name + " changed while it was being deleted; try again");
