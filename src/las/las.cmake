@@ -3,8 +3,13 @@
 # (cloister_attest, cloister_net, cloister_secret_file) are defined.
 # CLI11 and nlohmann/json are header-only, found on the system include path
 # as in src/cas.
+
+# The socket codec on its own, for the fuzz target: it needs no more than
+# cloister_attest's types and the relayed reply's parser.
+add_library(cloister_las_wire STATIC src/las/wire.cc)
+target_link_libraries(cloister_las_wire PUBLIC cloister_attest)
+
 add_library(cloister_las STATIC
-  src/las/wire.cc
   src/las/proc_maps.cc
   src/las/measure_cache.cc
   src/las/process_measurer.cc
@@ -16,8 +21,8 @@ add_library(cloister_las STATIC
   src/las/socket_server.cc
   src/las/renewer.cc
   src/las/las_main.cc)
-target_link_libraries(cloister_las PUBLIC cloister_attest cloister_net cloister_secret_file cloister_crypto cloister_os
-  Threads::Threads)
+target_link_libraries(cloister_las PUBLIC cloister_las_wire cloister_attest cloister_net cloister_secret_file
+  cloister_crypto cloister_os Threads::Threads)
 
 add_executable(cloister-las apps/cloister-las/main.cc)
 target_link_libraries(cloister-las PRIVATE cloister_las)

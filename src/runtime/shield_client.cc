@@ -123,16 +123,17 @@ bool Call(const Request& req, const char* p1, const char* p2, Reply* reply, std:
   pthread_mutex_lock(&g_conn_mu);
   bool ok = Connected() && SendDatagram(g_conn, msg, sizeof(req) + req.path_len + req.path2_len, nullptr, 0, nullptr, 0);
   if (ok && wait) {
-    static thread_local std::string buf;
-    buf.resize(kMaxMessage);
+    // Guarded by g_conn_mu. Not thread_local: exit runs the thread-local
+    // destructors before the exit handler that commits (CommitAtExit).
+    static char buf[kMaxMessage];
     int got_fds[2];
     int n_got = 0;
-    ssize_t n = ReceiveDatagram(g_conn, buf.data(), buf.size(), got_fds, &n_got);
+    ssize_t n = ReceiveDatagram(g_conn, buf, sizeof(buf), got_fds, &n_got);
     ok = n >= static_cast<ssize_t>(sizeof(Reply));
     if (ok) {
-      std::memcpy(reply, buf.data(), sizeof(Reply));
+      std::memcpy(reply, buf, sizeof(Reply));
       ok = sizeof(Reply) + reply->data_len == static_cast<size_t>(n);
-      if (ok && data != nullptr) data->assign(buf.data() + sizeof(Reply), reply->data_len);
+      if (ok && data != nullptr) data->assign(buf + sizeof(Reply), reply->data_len);
     }
     for (int i = 0; i < n_got; ++i) {
       if (ok && fds != nullptr) {

@@ -49,8 +49,8 @@ class ShieldTest : public ::testing::Test {
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control), 0);
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, conn), 0);
     // Serves until the process ends: the client side stays installed.
-    Server* raw = server.value().release();
-    new std::thread([raw, c = control[1], f = conn[1]] { raw->Serve(c, f); });
+    static Server* raw = server.value().release();
+    std::thread([c = control[1], f = conn[1]] { raw->Serve(c, f); }).detach();
     VolumeMount m;
     m.name = "data";
     m.path = g_mount;
