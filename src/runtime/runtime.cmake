@@ -29,6 +29,7 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/paths.cc
   ${CLOISTER_RUNTIME_DIR}/relayed.cc
   ${CLOISTER_RUNTIME_DIR}/shield_client.cc
+  ${CLOISTER_RUNTIME_DIR}/shield_exec.cc
   ${CLOISTER_RUNTIME_DIR}/shield_report.cc
   ${CLOISTER_RUNTIME_DIR}/shield_server.cc
   ${CLOISTER_RUNTIME_DIR}/shield_wire.cc
@@ -73,6 +74,7 @@ if(NOT CLOISTER_SANITIZE)
     message(WARNING "libssl.a/libcrypto.a not found (Debian: libssl-dev): libcloister-runtime.so is not built")
   else()
     add_library(cloister-runtime SHARED
+      ${CLOISTER_RUNTIME_DIR}/exec_interpose.cc
       ${CLOISTER_RUNTIME_DIR}/interpose.cc
       ${CLOISTER_RUNTIME_DIR}/start.cc)
     set_target_properties(cloister-runtime PROPERTIES

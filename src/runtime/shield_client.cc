@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -17,10 +18,15 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 
+#include "base/bytes.h"
+#include "base/secret.h"
+#include "crypto/crypto.h"
 #include "runtime/log.h"
+#include "runtime/shield_exec.h"
 #include "runtime/shield_server.h"
 #include "runtime/shield_wire.h"
 
@@ -54,6 +60,7 @@ struct Slot {
   unsigned shift = 12;
   bool sync_writes = false;
   DirtyHead* dirty = nullptr;
+  uint64_t dirty_ino = 0;  // the dirty map's memfd: its key in g_dirty_maps
   std::string inner;  // the path inside the volume when opened
   StatInfo st{};
   std::mutex mu;      // directories: the listing below
@@ -72,9 +79,23 @@ pid_t g_conn_pid = 0;
 pthread_mutex_t g_cwd_mu = PTHREAD_MUTEX_INITIALIZER;
 std::string* g_cwd = nullptr;  // absolute, when on a volume
 
-pid_t g_root_pid = 0;  // the process that started the server
+pid_t g_root_pid = 0;  // the program's main process (0 in a program exec'd by another of its processes)
+// What a program this one execs needs in its environment to attest as the
+// same service ("NAME=value").
+std::vector<std::string>* g_exec_vars = nullptr;
+
+// The dirty maps this process has mapped, by the inode of their memfd, so
+// that every descriptor of a file shares one mapping. A mapped memfd stays
+// alive, so its inode number cannot be reused while it is in here.
+struct DirtyMapping {
+  DirtyHead* head;
+  int refs;
+};
+pthread_mutex_t g_dirty_mu = PTHREAD_MUTEX_INITIALIZER;
+std::map<uint64_t, DirtyMapping>* g_dirty_maps = nullptr;
 
 void ChildAfterFork() {
+  pthread_mutex_init(&g_dirty_mu, nullptr);
   pthread_mutex_init(&g_conn_mu, nullptr);
   pthread_mutex_init(&g_cwd_mu, nullptr);
   // The parent's connection is the parent's: the server must see it close
@@ -92,6 +113,48 @@ int MoveHigh(int fd) {
 }
 
 int RealFstat(int fd, struct stat* st) { return static_cast<int>(::syscall(SYS_fstat, fd, st)); }
+
+// The mapping of the dirty map the server sent as `fd` (which this takes),
+// shared with the other descriptors of the same file. Null on failure.
+DirtyHead* MapDirty(int fd, uint64_t* key) {
+  struct stat st {};
+  if (RealFstat(fd, &st) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  *key = st.st_ino;
+  pthread_mutex_lock(&g_dirty_mu);
+  if (g_dirty_maps == nullptr) g_dirty_maps = new std::map<uint64_t, DirtyMapping>;
+  DirtyHead* head = nullptr;
+  auto it = g_dirty_maps->find(st.st_ino);
+  if (it != g_dirty_maps->end()) {
+    ++it->second.refs;
+    head = it->second.head;
+  } else {
+    void* map = ::mmap(nullptr, kDirtyMapBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+      head = static_cast<DirtyHead*>(map);
+      (*g_dirty_maps)[st.st_ino] = DirtyMapping{head, 1};
+    }
+  }
+  pthread_mutex_unlock(&g_dirty_mu);
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return head;
+}
+
+void UnmapDirty(uint64_t key) {
+  pthread_mutex_lock(&g_dirty_mu);
+  if (g_dirty_maps != nullptr) {
+    auto it = g_dirty_maps->find(key);
+    if (it != g_dirty_maps->end() && --it->second.refs == 0) {
+      ::munmap(it->second.head, kDirtyMapBytes);
+      g_dirty_maps->erase(it);
+    }
+  }
+  pthread_mutex_unlock(&g_dirty_mu);
+}
 
 // Must hold g_conn_mu.
 bool Connected() {
@@ -111,24 +174,20 @@ bool Connected() {
   return true;
 }
 
-// One request and its answer. `data`/`fds` receive what comes with the
-// answer. Returns false (errno EIO) when the server cannot be reached.
-bool Call(const Request& req, const char* p1, const char* p2, Reply* reply, std::string* data = nullptr,
-          int* fds = nullptr, int* nfds = nullptr, bool wait = true) {
+// One request on `sock` and its answer, received into `buf` (kMaxMessage
+// bytes). `data`/`fds` receive what comes with the answer. False when the
+// server cannot be reached or answers nonsense.
+bool Exchange(int sock, char* buf, const Request& req, const char* p1, const char* p2, Reply* reply,
+              std::string* data, int* fds, int* nfds, bool wait) {
   char msg[sizeof(Request) + 2 * kMaxPathBytes];
   std::memcpy(msg, &req, sizeof(req));
   std::memcpy(msg + sizeof(req), p1, req.path_len);
   std::memcpy(msg + sizeof(req) + req.path_len, p2, req.path2_len);
-  int saved = errno;
-  pthread_mutex_lock(&g_conn_mu);
-  bool ok = Connected() && SendDatagram(g_conn, msg, sizeof(req) + req.path_len + req.path2_len, nullptr, 0, nullptr, 0);
+  bool ok = SendDatagram(sock, msg, sizeof(req) + req.path_len + req.path2_len, nullptr, 0, nullptr, 0);
   if (ok && wait) {
-    // Guarded by g_conn_mu. Not thread_local: exit runs the thread-local
-    // destructors before the exit handler that commits (CommitAtExit).
-    static char buf[kMaxMessage];
     int got_fds[2];
     int n_got = 0;
-    ssize_t n = ReceiveDatagram(g_conn, buf, sizeof(buf), got_fds, &n_got);
+    ssize_t n = ReceiveDatagram(sock, buf, kMaxMessage, got_fds, &n_got);
     ok = n >= static_cast<ssize_t>(sizeof(Reply));
     if (ok) {
       std::memcpy(reply, buf, sizeof(Reply));
@@ -144,6 +203,19 @@ bool Call(const Request& req, const char* p1, const char* p2, Reply* reply, std:
     }
     if (nfds != nullptr) *nfds = ok && fds != nullptr ? n_got : 0;
   }
+  return ok;
+}
+
+// One request and its answer on this process's connection. Returns false
+// (errno EIO) when the server cannot be reached.
+bool Call(const Request& req, const char* p1, const char* p2, Reply* reply, std::string* data = nullptr,
+          int* fds = nullptr, int* nfds = nullptr, bool wait = true) {
+  int saved = errno;
+  pthread_mutex_lock(&g_conn_mu);
+  // Guarded by g_conn_mu. Not thread_local: exit runs the thread-local
+  // destructors before the exit handler that commits (CommitAtExit).
+  static char buf[kMaxMessage];
+  bool ok = Connected() && Exchange(g_conn, buf, req, p1, p2, reply, data, fds, nfds, wait);
   pthread_mutex_unlock(&g_conn_mu);
   if (!ok) {
     static std::atomic<bool> told{false};
@@ -259,7 +331,7 @@ void Release(Slot* s) {
     req.file_id = s->file_id;
     Reply r{};
     (void)Call(req, "", "", &r, nullptr, nullptr, nullptr, /*wait=*/false);
-    if (s->dirty != nullptr) ::munmap(s->dirty, kDirtyMapBytes);
+    if (s->dirty != nullptr) UnmapDirty(s->dirty_ino);
   }
   delete s;
 }
@@ -342,6 +414,19 @@ bool Route(int dirfd, const char* path, Target* out) {
 // ---- paths ----
 
 int Open(const Target& t, int flags, mode_t mode) {
+  // The answer brings two descriptors. Without room for them, fail as open
+  // does, before the server creates or truncates anything: a program that
+  // closes something and tries again (PostgreSQL does) must find the file
+  // as it was.
+  int spare[2] = {::fcntl(g_control, F_DUPFD_CLOEXEC, 0), ::fcntl(g_control, F_DUPFD_CLOEXEC, 0)};
+  const bool room = spare[0] >= 0 && spare[1] >= 0;
+  for (int fd : spare) {
+    if (fd >= 0) ::close(fd);
+  }
+  if (!room) {
+    errno = EMFILE;
+    return -1;
+  }
   Request req = MakeRequest(Op::kOpen, t);
   req.flags = flags;
   req.mode = mode;
@@ -371,33 +456,22 @@ int Open(const Target& t, int flags, mode_t mode) {
       errno = EIO;
       return -1;
     }
-    void* map = ::mmap(nullptr, kDirtyMapBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
-    ::close(fds[1]);
-    if (map == MAP_FAILED) {
+    s->dirty = MapDirty(fds[1], &s->dirty_ino);
+    if (s->dirty == nullptr) {
       int e = errno;
       ::close(fds[0]);
       delete s;
       errno = e;
       return -1;
     }
-    s->dirty = static_cast<DirtyHead*>(map);
     unsigned shift = 0;
     while ((1u << shift) < r.chunk_size) ++shift;
     s->shift = shift;
     s->sync_writes = (flags & (O_SYNC | O_DSYNC)) != 0;
-    // An open file description of its own: offset, O_APPEND, access mode.
-    char proc[40];
-    std::snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fds[0]);
-    int keep = flags & (O_ACCMODE | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
-    fd = ::open(proc, keep);
-    int e = errno;
-    ::close(fds[0]);
-    errno = e;
-    if (fd < 0) {
-      ::munmap(map, kDirtyMapBytes);
-      delete s;
-      return -1;
-    }
+    // The server opened an open file description of its own for this open
+    // (offset, O_APPEND, access mode); it arrives close-on-exec.
+    fd = fds[0];
+    if ((flags & O_CLOEXEC) == 0) ::fcntl(fd, F_SETFD, 0);
   }
   if (fd < 0) {
     delete s;
@@ -922,6 +996,14 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting) 
     ::close(control[0]);
     ::close(conn[0]);
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_IGN);
+    // Two descriptors per file the program has opened (its plaintext and
+    // its dirty map) plus the volume's own: as many as the hard limit
+    // allows, which the program's soft limit does not reflect.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+      files.rlim_cur = files.rlim_max;
+      (void)::setrlimit(RLIMIT_NOFILE, &files);
+    }
     int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
       ::dup2(null, STDIN_FILENO);
@@ -967,7 +1049,9 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting) 
   return Install(mounts, control[0], conn[0]);
 }
 
-Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int conn) {
+namespace {
+
+Result<Done> InstallAs(const std::vector<VolumeMount>& mounts, int control, int conn, bool main_process) {
   auto* list = new std::vector<Mount>;
   for (const VolumeMount& vm : mounts) {
     Mount m;
@@ -988,9 +1072,191 @@ Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int co
   g_conn = MoveHigh(conn);
   g_conn_pid = ::getpid();
   ::pthread_atfork(nullptr, nullptr, ChildAfterFork);
-  g_root_pid = ::getpid();
+  g_root_pid = main_process ? ::getpid() : 0;
   std::atexit(CommitAtExit);
   g_active.store(true, std::memory_order_release);
+  return Done{};
+}
+
+// A shielded file this program inherited across the exec: a memfd the
+// server knows. Its slot is made again, as Open makes it.
+void Adopt(int fd, uint64_t ino) {
+  Request req{};
+  req.op = Op::kAdopt;
+  req.arg = ino;
+  Reply r{};
+  int fds[2] = {-1, -1};
+  int nfds = 0;
+  if (!Call(req, "", "", &r, nullptr, fds, &nfds)) return;
+  if (r.error != 0 || nfds != 1) {
+    for (int i = 0; i < nfds; ++i) ::close(fds[i]);
+    return;
+  }
+  uint64_t key = 0;
+  DirtyHead* head = MapDirty(fds[0], &key);
+  if (head == nullptr) return;
+  auto* s = new Slot;
+  s->volume = static_cast<uint32_t>(r.file_id >> 48);
+  s->file_id = r.file_id;
+  s->st = r.st;
+  s->dirty = head;
+  s->dirty_ino = key;
+  while ((1u << s->shift) < r.chunk_size) ++s->shift;
+  while ((1u << s->shift) > r.chunk_size && s->shift > 0) --s->shift;
+  int fl = static_cast<int>(::syscall(SYS_fcntl, fd, F_GETFL));
+  s->sync_writes = fl >= 0 && (fl & (O_SYNC | O_DSYNC)) != 0;
+  if (!InstallSlot(fd, s)) {
+    UnmapDirty(key);
+    delete s;
+  }
+}
+
+void AdoptInherited() {
+  std::vector<std::pair<int, uint64_t>> found;
+  int dir = static_cast<int>(::syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir < 0) return;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* e = reinterpret_cast<struct dirent64*>(buf + off);
+      off += e->d_reclen;
+      char* end = nullptr;
+      long fd = std::strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0' || fd == dir || fd >= kMaxFds || IsInternal(static_cast<int>(fd))) continue;
+      struct stat st {};
+      // A memfd: a regular file with no name anywhere.
+      if (RealFstat(static_cast<int>(fd), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0) continue;
+      found.emplace_back(static_cast<int>(fd), st.st_ino);
+    }
+  }
+  ::syscall(SYS_close, dir);
+  for (auto [fd, ino] : found) Adopt(fd, ino);
+}
+
+}  // namespace
+
+Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int conn) {
+  return InstallAs(mounts, control, conn, true);
+}
+
+// ---- exec ----
+
+void SetExecVariables(std::vector<std::string> variables) {
+  delete g_exec_vars;
+  g_exec_vars = new std::vector<std::string>(std::move(variables));
+}
+
+int PrepareExec(char* const argv[], char* const envp[], bool in_place, ExecPlan* plan) {
+  if (!Active() || g_exec_vars == nullptr) return 0;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return -1;
+  char hello = 'c';
+  bool sent = SendDatagram(g_control, &hello, 1, nullptr, 0, &pair[1], 1);
+  int e = errno;
+  ::close(pair[1]);
+  if (!sent) {
+    ::close(pair[0]);
+    errno = e == 0 ? EIO : e;
+    return -1;
+  }
+  // The one shield descriptor the new program inherits.
+  int conn = ::fcntl(pair[0], F_DUPFD, kHighFd);
+  ::close(pair[0]);
+  if (conn < 0) return -1;
+  plan->conn = conn;
+  plan->variables = *g_exec_vars;
+  plan->variables.push_back(std::string(kShieldVariable) + "=" + std::to_string(conn));
+  plan->env = ExecEnvironment(const_cast<const char* const*>(envp), plan->variables);
+  JoinDigest digest = ExecDigest(const_cast<const char* const*>(argv), plan->env.data());
+  pthread_mutex_lock(&g_cwd_mu);
+  std::string cwd = g_cwd != nullptr ? *g_cwd : std::string();
+  pthread_mutex_unlock(&g_cwd_mu);
+  Request req{};
+  req.op = Op::kExec;
+  req.flags = in_place && ::getpid() == g_root_pid ? kExecMainProcess : 0;
+  req.path_len = static_cast<uint16_t>(digest.size());
+  req.path2_len = static_cast<uint16_t>(cwd.size());
+  std::vector<char> buf(kMaxMessage);
+  Reply r{};
+  if (!Exchange(conn, buf.data(), req, reinterpret_cast<const char*>(digest.data()), cwd.data(), &r, nullptr, nullptr,
+                nullptr, true) ||
+      r.error != 0) {
+    EndExec(plan);
+    errno = EIO;
+    return -1;
+  }
+  plan->envp = const_cast<char**>(plan->env.data());
+  return 0;
+}
+
+void EndExec(ExecPlan* plan) {
+  int saved = errno;
+  if (plan->conn >= 0) ::close(plan->conn);
+  plan->conn = -1;
+  plan->envp = nullptr;
+  errno = saved;
+}
+
+Result<Done> Join(const std::vector<VolumeMount>& mounts, int conn, const JoinDigest& digest) {
+  std::vector<char> buf(kMaxMessage);
+  std::string client_nonce(kJoinNonceBytes, '\0');
+  if (!crypto::RandomBytes(std::span<uint8_t>(reinterpret_cast<uint8_t*>(client_nonce.data()), client_nonce.size()))
+           .ok()) {
+    return Fail("cannot draw a random nonce");
+  }
+  const std::string broken = "the file shield of the program that exec'd this one cannot be reached";
+  Request req{};
+  req.op = Op::kJoin;
+  req.path_len = static_cast<uint16_t>(client_nonce.size());
+  Reply r{};
+  std::string data;
+  if (!Exchange(conn, buf.data(), req, client_nonce.data(), "", &r, &data, nullptr, nullptr, true)) return Fail(broken);
+  constexpr size_t kFixed = kJoinNonceBytes + 2 * sizeof(JoinDigest);
+  if (r.error != 0 || data.size() < kFixed) {
+    return Fail("the program that exec'd this one left no ticket for it in the file shield");
+  }
+  std::string server_nonce = data.substr(0, kJoinNonceBytes);
+  JoinDigest proof, ticket;
+  std::memcpy(proof.data(), data.data() + kJoinNonceBytes, proof.size());
+  std::memcpy(ticket.data(), data.data() + kJoinNonceBytes + proof.size(), ticket.size());
+  std::string cwd = data.substr(kFixed);
+  const bool main_process = r.more != 0;
+  std::vector<JoinKeyPart> parts;
+  for (const VolumeMount& m : mounts) parts.push_back(JoinKeyPart{m.name, m.path, m.key.data(), m.key.size()});
+  cloister::SecretBytes key = JoinKey(parts);
+  JoinDigest want = ServerProof(key, client_nonce, server_nonce, ticket, main_process, cwd);
+  if (key.empty() || !ConstantTimeEquals(proof, want)) {
+    return Fail("the file shield handed down by the program that exec'd this one did not prove that it holds this "
+                "service's volume keys");
+  }
+  if (!ConstantTimeEquals(ticket, digest)) {
+    return Fail("the arguments or the environment this program received are not those the program that exec'd it "
+                "asked for");
+  }
+  JoinDigest mine = ClientProof(key, client_nonce, server_nonce);
+  Request proof_req{};
+  proof_req.op = Op::kJoinProof;
+  proof_req.path_len = static_cast<uint16_t>(mine.size());
+  int fds[2] = {-1, -1};
+  int nfds = 0;
+  if (!Exchange(conn, buf.data(), proof_req, reinterpret_cast<const char*>(mine.data()), "", &r, nullptr, fds, &nfds,
+                true)) {
+    return Fail(broken);
+  }
+  if (r.error != 0 || nfds != 1) {
+    for (int i = 0; i < nfds; ++i) ::close(fds[i]);
+    return Fail("the file shield refused this program's proof of the volume keys");
+  }
+  Result<Done> installed = InstallAs(mounts, fds[0], conn, main_process);
+  if (!installed.ok()) return installed;
+  if (!cwd.empty()) {
+    pthread_mutex_lock(&g_cwd_mu);
+    g_cwd = new std::string(std::move(cwd));
+    pthread_mutex_unlock(&g_cwd_mu);
+  }
+  AdoptInherited();
   return Done{};
 }
 

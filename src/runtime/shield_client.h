@@ -20,10 +20,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "runtime/paths.h"
 #include "runtime/result.h"
+#include "runtime/shield_exec.h"
 #include "runtime/shield_report.h"
 #include "runtime/volumes.h"
 
@@ -46,6 +48,38 @@ Result<Done> Install(const std::vector<VolumeMount>& mounts, int control, int co
 
 // True once the shield is installed in this process (one atomic load).
 bool Active();
+
+// ---- exec (shield_exec.h) ----
+
+// The variables a program exec'd by this one needs to attest as the same
+// service ("NAME=value": LD_PRELOAD and the CLOISTER_* settings). Set once
+// before main.
+void SetExecVariables(std::vector<std::string> variables);
+
+// What an exec uses instead of the caller's environment.
+struct ExecPlan {
+  char** envp = nullptr;  // null: exec as the caller asked (no shield here)
+  int conn = -1;          // the new program's connection, not close-on-exec
+  std::vector<std::string> variables;
+  std::vector<const char*> env;
+};
+// Before an exec of `argv` with `envp`: a connection for the new program
+// with its ticket on it, and the environment that names it. `in_place`:
+// this process execs (execve), rather than a child it spawns. -1 with errno
+// set if the server cannot be reached; the exec must not happen then.
+int PrepareExec(char* const argv[], char* const envp[], bool in_place, ExecPlan* plan);
+// After the exec failed, or in the parent once a spawned child has exec'd:
+// closes this process's copy of the connection. Preserves errno.
+void EndExec(ExecPlan* plan);
+
+// In a program started by an exec (CLOISTER_SHIELD=`conn`): proves to the
+// server that this program holds the volume keys of its grant and checks
+// the server's proof and its ticket against `digest` (ExecDigest of the
+// arguments and environment this program received). Then installs the
+// shield as Start does, in the working directory the ticket names, with
+// the shielded files this program inherited. A failure is a one-line
+// reason; the caller fails closed.
+Result<Done> Join(const std::vector<VolumeMount>& mounts, int conn, const JoinDigest& digest);
 
 // A path under a mount: the volume and the path inside it ("/" for the
 // mount point itself).

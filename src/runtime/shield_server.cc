@@ -9,13 +9,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <thread>
 
+#include "base/bytes.h"
 #include "base/secret.h"
+#include "crypto/crypto.h"
 #include "os/env.h"
 #include "runtime/log.h"
+#include "runtime/shield_exec.h"
 #include "runtime/shield_wire.h"
 
 namespace cloister::runtime::shield {
@@ -71,6 +75,7 @@ struct Loaded {
   uint64_t ino = 0;
   std::unique_ptr<volume::File> file;
   int memfd = -1;
+  uint64_t memfd_ino = 0;  // identifies the memfd a program inherited across an exec
   int dirty_fd = -1;
   DirtyHead* dirty = nullptr;
   uint64_t stored_size = 0;  // the size the volume holds
@@ -103,12 +108,24 @@ class ServerImpl : public Server {
     size_t volume;
     bool reported;  // answer once the CAS recorded the commit
   };
+  // A connection made for a program about to be exec'd (shield_exec.h):
+  // it serves nothing but the join until the new program has proven that
+  // it holds the volume keys.
+  struct Ticket {
+    JoinDigest digest{};
+    std::string cwd;
+    bool main_process = false;
+    std::string client_nonce, server_nonce;  // set by kJoin
+    bool failed = false;
+  };
 
   void Handle(int conn, const Request& req, const char* path, const char* path2);
   void Answer(int conn, Reply& reply, const void* data = nullptr, size_t len = 0, const int* fds = nullptr,
               int nfds = 0);
   void HandleOpen(int conn, const Request& req, const std::string& path);
   void HandleList(int conn, const Request& req, const std::string& path);
+  void HandleExec(int conn, const Request& req, const std::string& path, const std::string& path2);
+  void HandleAdopt(int conn, const Request& req);
   Result<Loaded*> Load(size_t v, uint64_t ino, const std::string& path, bool write);
   Status Flush(Loaded& f);
   Status FlushVolume(size_t v);
@@ -122,6 +139,12 @@ class ServerImpl : public Server {
   CommitListener listener_;
   std::unique_ptr<CommitReporter> reporter_;
   std::vector<uint8_t> chunk_buf_, check_buf_;
+  cloister::SecretBytes join_key_;
+  std::map<int, Ticket> tickets_;
+  // Sockets through which clients bring the server end of a new
+  // connection: the program's, and one for each program joined after an
+  // exec.
+  std::vector<int> controls_;
 };
 
 Result<Done> ServerImpl::OpenAll(std::vector<ServerVolume> volumes) {
@@ -170,6 +193,12 @@ Result<Done> ServerImpl::OpenAll(std::vector<ServerVolume> volumes) {
              static_cast<unsigned long long>(m.vol->Info().seq));
     mounts_.push_back(std::move(m));
   }
+  std::vector<JoinKeyPart> parts;
+  for (const Mounted& m : mounts_) {
+    parts.push_back(JoinKeyPart{m.config.name, m.config.path, m.config.key.data(), m.config.key.size()});
+  }
+  join_key_ = JoinKey(parts);
+  if (join_key_.empty()) return Fail("cannot derive the file shield's join key");
   return Done{};
 }
 
@@ -215,6 +244,8 @@ Result<Loaded*> ServerImpl::Load(size_t v, uint64_t ino, const std::string& path
   void* map = ::mmap(nullptr, kDirtyMapBytes, PROT_READ | PROT_WRITE, MAP_SHARED, l->dirty_fd, 0);
   if (map == MAP_FAILED) return Fail(std::to_string(errno));
   l->dirty = static_cast<DirtyHead*>(map);
+  struct stat mst {};
+  if (::fstat(l->memfd, &mst) == 0) l->memfd_ino = mst.st_ino;
   l->dirty->magic = kDirtyMagic;
   l->dirty->low_size.store(~uint64_t{0});
   // Authenticated, decrypted chunk by chunk into memory; holes stay holes.
@@ -268,6 +299,7 @@ Status ServerImpl::Flush(Loaded& f) {
     touched = true;
   }
   chunk_buf_.resize(static_cast<size_t>(C) * 64);
+  size_t buf_used = 0;  // what to wipe afterwards
   auto copy = [&](uint64_t first, uint64_t count) -> Status {
     uint64_t off = first * C;
     if (off >= size) return Status();
@@ -280,6 +312,7 @@ Status ServerImpl::Flush(Loaded& f) {
       done += static_cast<size_t>(n);
     }
     touched = true;
+    buf_used = std::max(buf_used, done);
     return f.file->WriteAt(off, std::span<const uint8_t>(chunk_buf_.data(), done));
   };
   auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(f.dirty) + kDirtyBitsOffset);
@@ -316,7 +349,7 @@ Status ServerImpl::Flush(Loaded& f) {
     }
     OPENSSL_cleanse(mem.data(), mem.size());
   }
-  OPENSSL_cleanse(chunk_buf_.data(), chunk_buf_.size());
+  OPENSSL_cleanse(chunk_buf_.data(), buf_used);
   if (touched) m.changed = true;
   return Status();
 }
@@ -434,9 +467,19 @@ void ServerImpl::HandleOpen(int conn, const Request& req, const std::string& pat
   }
   FillStat(req.volume, *st, &r.st);
   r.file_id = (static_cast<uint64_t>(req.volume) << 48) | st->ino;
-  int fds[2] = {f.memfd, f.dirty_fd};
+  // An open file description of the client's own (offset, O_APPEND, access
+  // mode), as open(2) would make.
+  char proc[40];
+  std::snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f.memfd);
+  int desc = ::open(proc, (req.flags & (O_ACCMODE | O_APPEND | O_NONBLOCK)) | O_CLOEXEC);
+  if (desc < 0) {
+    r.error = errno;
+    return Answer(conn, r);
+  }
+  int fds[2] = {desc, f.dirty_fd};
   r.count = 2;
   Answer(conn, r, nullptr, 0, fds, 2);
+  ::close(desc);
 }
 
 void ServerImpl::HandleList(int conn, const Request& req, const std::string& path) {
@@ -461,8 +504,104 @@ void ServerImpl::HandleList(int conn, const Request& req, const std::string& pat
   Answer(conn, r, out.data(), out.size());
 }
 
+void ServerImpl::HandleExec(int conn, const Request& req, const std::string& path, const std::string& path2) {
+  Reply r{};
+  auto it = tickets_.find(conn);
+  switch (req.op) {
+    case Op::kExec: {
+      if (it != tickets_.end() || path.size() != sizeof(JoinDigest)) {
+        r.error = EINVAL;
+        return Answer(conn, r);
+      }
+      Ticket t;
+      std::memcpy(t.digest.data(), path.data(), t.digest.size());
+      t.cwd = path2;
+      t.main_process = (req.flags & kExecMainProcess) != 0;
+      tickets_[conn] = std::move(t);
+      DebugLog("shield: exec ticket on connection %d", conn);
+      return Answer(conn, r);
+    }
+    case Op::kJoin: {
+      if (it == tickets_.end() || it->second.failed || !it->second.client_nonce.empty() ||
+          path.size() != kJoinNonceBytes) {
+        r.error = EACCES;
+        return Answer(conn, r);
+      }
+      Ticket& t = it->second;
+      t.client_nonce = path;
+      t.server_nonce.assign(kJoinNonceBytes, '\0');
+      if (!crypto::RandomBytes(std::span<uint8_t>(reinterpret_cast<uint8_t*>(t.server_nonce.data()),
+                                                  t.server_nonce.size()))
+               .ok()) {
+        t.failed = true;
+        r.error = EIO;
+        return Answer(conn, r);
+      }
+      JoinDigest proof = ServerProof(join_key_, t.client_nonce, t.server_nonce, t.digest, t.main_process, t.cwd);
+      std::string out = t.server_nonce;
+      out.append(reinterpret_cast<const char*>(proof.data()), proof.size());
+      out.append(reinterpret_cast<const char*>(t.digest.data()), t.digest.size());
+      out.append(t.cwd);
+      r.more = t.main_process ? 1 : 0;
+      return Answer(conn, r, out.data(), out.size());
+    }
+    case Op::kJoinProof: {
+      if (it == tickets_.end() || it->second.failed || it->second.client_nonce.empty()) {
+        r.error = EACCES;
+        return Answer(conn, r);
+      }
+      JoinDigest want = ClientProof(join_key_, it->second.client_nonce, it->second.server_nonce);
+      if (path.size() != want.size() ||
+          !ConstantTimeEquals(AsBytes(path), std::span<const uint8_t>(want.data(), want.size()))) {
+        // One try: a connection whose proof failed serves nothing, ever.
+        it->second.failed = true;
+        Log("shield: a program exec'd by this program could not prove that it holds the volume keys; "
+            "it gets nothing");
+        r.error = EACCES;
+        return Answer(conn, r);
+      }
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        r.error = errno;
+        return Answer(conn, r);
+      }
+      tickets_.erase(it);
+      controls_.push_back(pair[0]);
+      DebugLog("shield: connection %d joined after an exec", conn);
+      r.count = 1;
+      Answer(conn, r, nullptr, 0, &pair[1], 1);
+      ::close(pair[1]);
+      return;
+    }
+    default:
+      r.error = EACCES;
+      return Answer(conn, r);
+  }
+}
+
+void ServerImpl::HandleAdopt(int conn, const Request& req) {
+  Reply r{};
+  for (auto& [key, l] : loaded_) {
+    if (l->memfd_ino != req.arg) continue;
+    StatusOr<volume::Stat> st = l->file->GetStat();
+    if (!st.ok()) break;
+    r.chunk_size = 1u << mounts_[key.first].shift;
+    FillStat(key.first, *st, &r.st);
+    r.file_id = (static_cast<uint64_t>(key.first) << 48) | key.second;
+    r.count = 1;
+    return Answer(conn, r, nullptr, 0, &l->dirty_fd, 1);
+  }
+  r.error = ENOENT;
+  Answer(conn, r);
+}
+
 void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char* p2) {
   Reply r{};
+  if (req.op == Op::kExec || req.op == Op::kJoin || req.op == Op::kJoinProof ||
+      tickets_.find(conn) != tickets_.end()) {
+    return HandleExec(conn, req, std::string(p1, req.path_len), std::string(p2, req.path2_len));
+  }
+  if (req.op == Op::kAdopt) return HandleAdopt(conn, req);
   if (req.volume >= mounts_.size()) {
     r.error = EINVAL;
     return Answer(conn, r);
@@ -591,6 +730,11 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
       }
       return;
     }
+    case Op::kExec:
+    case Op::kJoin:
+    case Op::kJoinProof:
+    case Op::kAdopt:
+      break;  // handled before the volume is looked at
   }
   r.error = ENOSYS;
   Answer(conn, r);
@@ -599,11 +743,11 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
 void ServerImpl::Serve(int control, int first) {
   std::vector<int> conns{first};
   std::vector<uint8_t> buf(kMaxMessage);
-  bool control_open = true;
+  controls_.push_back(control);
   for (;;) {
-    if (!control_open && conns.empty()) break;
+    if (controls_.empty() && conns.empty()) break;
     std::vector<pollfd> pfds;
-    if (control_open) pfds.push_back({control, POLLIN, 0});
+    for (int c : controls_) pfds.push_back({c, POLLIN, 0});
     for (int c : conns) pfds.push_back({c, POLLIN, 0});
     // With changes flushed but not committed (a close), commit once the
     // clients have been quiet for a moment.
@@ -620,19 +764,23 @@ void ServerImpl::Serve(int control, int first) {
       continue;
     }
     bool lost_client = false;
-    size_t at = 0;
-    if (control_open) {
-      short ev = pfds[0].revents;
-      at = 1;
+    const size_t at = controls_.size();
+    std::vector<int> gone_controls;
+    for (size_t i = 0; i < at; ++i) {
+      short ev = pfds[i].revents;
       if ((ev & POLLIN) != 0) {
         int fds[2];
         int nfds = 0;
-        ssize_t got = ReceiveDatagram(control, buf.data(), buf.size(), fds, &nfds);
-        for (int i = 0; i < nfds; ++i) conns.push_back(fds[i]);
-        if (got == 0) control_open = false;
+        ssize_t got = ReceiveDatagram(pfds[i].fd, buf.data(), buf.size(), fds, &nfds);
+        for (int k = 0; k < nfds; ++k) conns.push_back(fds[k]);
+        if (got == 0) gone_controls.push_back(pfds[i].fd);
       } else if ((ev & (POLLHUP | POLLERR)) != 0) {
-        control_open = false;
+        gone_controls.push_back(pfds[i].fd);
       }
+    }
+    for (int c : gone_controls) {
+      ::close(c);
+      controls_.erase(std::remove(controls_.begin(), controls_.end(), c), controls_.end());
     }
     std::vector<int> closed;
     for (size_t i = at; i < pfds.size(); ++i) {
@@ -673,6 +821,7 @@ void ServerImpl::Serve(int control, int first) {
     }
     for (int c : closed) {
       ::close(c);
+      tickets_.erase(c);
       conns.erase(std::remove(conns.begin(), conns.end(), c), conns.end());
       waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), [c](const Waiter& w) { return w.conn == c; }),
                      waiting_.end());
@@ -714,7 +863,8 @@ void ServerImpl::Serve(int control, int first) {
     Log("shield: the CAS has not recorded the last commits within 10 s; the next start may find the volume "
         "newer than the CAS knows (which it accepts) or, if these commits are lost, refuse it");
   }
-  if (control_open) ::close(control);
+  for (int c : controls_) ::close(c);
+  controls_.clear();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,7 +23,9 @@
 #include "cloister/volume.h"
 #include "os/env.h"
 #include "runtime/shield_client.h"
+#include "runtime/shield_exec.h"
 #include "runtime/shield_server.h"
+#include "runtime/shield_wire.h"
 
 namespace cloister::runtime::shield {
 namespace {
@@ -265,6 +268,191 @@ TEST_F(ShieldTest, DirectoryDescriptorsAnchorRelativePaths) {
   EXPECT_EQ(Open(T("/anchor"), O_RDWR, 0), -1);
   EXPECT_EQ(errno, EISDIR);
   Close(dfd);
+}
+
+
+TEST(ShieldExecTest, TheDigestKeepsEntriesApart) {
+  const char* ab_c[] = {"ab", "c", nullptr};
+  const char* a_bc[] = {"a", "bc", nullptr};
+  const char* a[] = {"a", nullptr};
+  const char* b[] = {"b", nullptr};
+  const char* a_b[] = {"a", "b", nullptr};
+  const char* none[] = {nullptr};
+  EXPECT_NE(ExecDigest(ab_c, none), ExecDigest(a_bc, none));
+  EXPECT_NE(ExecDigest(a, b), ExecDigest(a_b, none));
+  EXPECT_NE(ExecDigest(a, b), ExecDigest(b, a));
+  EXPECT_EQ(ExecDigest(a_b, a), ExecDigest(a_b, a));
+}
+
+TEST(ShieldExecTest, TheEnvironmentGetsTheRuntimeVariablesOnce) {
+  const char* envp[] = {"PATH=/bin", "LD_PRELOAD=/elsewhere.so", "CLOISTER_CONFIG_ID=other/one", "HOME=/root",
+                        nullptr};
+  std::vector<std::string> runtime = {"CLOISTER_CONFIG_ID=s/svc", "LD_PRELOAD=/lib/rt.so"};
+  std::vector<const char*> env = ExecEnvironment(envp, runtime);
+  std::vector<std::string> got;
+  for (const char* e : env) {
+    if (e != nullptr) got.emplace_back(e);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"PATH=/bin", "HOME=/root", "CLOISTER_CONFIG_ID=s/svc",
+                                           "LD_PRELOAD=/lib/rt.so"}));
+  EXPECT_EQ(env.back(), nullptr);
+}
+
+// A program exec'd from this one, played by a forked child: it joins with
+// the connection and digest it got, and reports through a pipe.
+class ShieldExecJoinTest : public ShieldTest {
+ protected:
+  static VolumeMount Mount() {
+    VolumeMount m;
+    m.name = "data";
+    m.path = g_mount;
+    m.key = g_key;
+    m.update_policy = "rollback-protected";
+    return m;
+  }
+
+  // Runs `child` in a forked process; returns what it wrote to the pipe.
+  template <typename Fn>
+  static std::string InChild(Fn child) {
+    int p[2];
+    EXPECT_EQ(::pipe(p), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(p[0]);
+      std::string out = child();
+      (void)!::write(p[1], out.data(), out.size());
+      ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string out;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(p[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return out;
+  }
+
+  // One request on `sock`, as a client that knows no better would send it.
+  static Reply Ask(int sock, Op op, const std::string& path = "") {
+    Request req{};
+    req.op = op;
+    req.path_len = static_cast<uint16_t>(path.size());
+    std::string msg(reinterpret_cast<const char*>(&req), sizeof(req));
+    msg += path;
+    EXPECT_TRUE(SendDatagram(sock, msg.data(), msg.size(), nullptr, 0, nullptr, 0));
+    std::vector<char> buf(kMaxMessage);
+    int fds[2];
+    int nfds = 0;
+    ssize_t n = ReceiveDatagram(sock, buf.data(), buf.size(), fds, &nfds);
+    for (int i = 0; i < nfds; ++i) ::close(fds[i]);
+    Reply r{};
+    r.error = -1;
+    if (n >= static_cast<ssize_t>(sizeof(Reply))) std::memcpy(&r, buf.data(), sizeof(r));
+    return r;
+  }
+};
+
+TEST_F(ShieldExecJoinTest, AnExecdProgramJoinsAndKeepsWritingToInheritedFiles) {
+  int fd = Open(T("/inherited.txt"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  Write(fd, "parent ", 0);
+  SetExecVariables({"CLOISTER_CONFIG_ID=s/svc"});
+  char* argv[] = {const_cast<char*>("prog"), const_cast<char*>("--flag"), nullptr};
+  char* envp[] = {const_cast<char*>("HOME=/"), nullptr};
+  ExecPlan plan;
+  ASSERT_EQ(PrepareExec(argv, envp, /*in_place=*/false, &plan), 0);
+  ASSERT_NE(plan.envp, nullptr);
+  JoinDigest digest = ExecDigest(argv, plan.env.data());
+  std::string got = InChild([&] {
+    Result<Done> joined = Join({Mount()}, plan.conn, digest);
+    if (!joined.ok()) return "join failed: " + joined.error();
+    if (!IsShielded(fd)) return std::string("the inherited descriptor is not shielded");
+    const std::string more = "and child";
+    if (::pwrite(fd, more.data(), more.size(), 7) != static_cast<ssize_t>(more.size())) return std::string("write");
+    Wrote(fd, 7, more.size());
+    if (Sync(fd) != 0) return std::string("sync failed");
+    return std::string("ok");
+  });
+  EndExec(&plan);
+  EXPECT_EQ(got, "ok");
+  EXPECT_EQ(Stored("/inherited.txt"), "parent and child");
+  Close(fd);
+}
+
+TEST_F(ShieldExecJoinTest, OtherArgumentsThanTheTicketsAreRefused) {
+  SetExecVariables({"CLOISTER_CONFIG_ID=s/svc"});
+  char* argv[] = {const_cast<char*>("prog"), nullptr};
+  char* other[] = {const_cast<char*>("prog"), const_cast<char*>("--evil"), nullptr};
+  ExecPlan plan;
+  ASSERT_EQ(PrepareExec(argv, nullptr, false, &plan), 0);
+  JoinDigest digest = ExecDigest(other, plan.env.data());
+  std::string got = InChild([&] {
+    Result<Done> joined = Join({Mount()}, plan.conn, digest);
+    return joined.ok() ? std::string("joined") : joined.error();
+  });
+  EndExec(&plan);
+  EXPECT_NE(got.find("not those the program that exec'd it asked for"), std::string::npos) << got;
+}
+
+TEST_F(ShieldExecJoinTest, OtherVolumeKeysCannotJoin) {
+  SetExecVariables({"CLOISTER_CONFIG_ID=s/svc"});
+  char* argv[] = {const_cast<char*>("prog"), nullptr};
+  ExecPlan plan;
+  ASSERT_EQ(PrepareExec(argv, nullptr, false, &plan), 0);
+  JoinDigest digest = ExecDigest(argv, plan.env.data());
+  VolumeMount wrong = Mount();
+  wrong.key[0] ^= 1;
+  std::string got = InChild([&] {
+    Result<Done> joined = Join({wrong}, plan.conn, digest);
+    return joined.ok() ? std::string("joined") : joined.error();
+  });
+  EndExec(&plan);
+  EXPECT_NE(got.find("did not prove that it holds"), std::string::npos) << got;
+}
+
+TEST_F(ShieldExecJoinTest, AServerWithoutTheKeysIsRefused) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  const char* argv[] = {"prog", nullptr};
+  JoinDigest digest = ExecDigest(argv, nullptr);
+  // Answers the join with the right ticket but no knowledge of the keys.
+  std::thread fake([s = pair[1], digest] {
+    std::vector<char> buf(kMaxMessage);
+    int fds[2];
+    int nfds = 0;
+    if (ReceiveDatagram(s, buf.data(), buf.size(), fds, &nfds) <= 0) return;
+    Reply r{};
+    std::string data(64, 'x');
+    data.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+    r.data_len = static_cast<uint32_t>(data.size());
+    (void)SendDatagram(s, &r, sizeof(r), data.data(), data.size(), nullptr, 0);
+  });
+  std::string got = InChild([&] {
+    Result<Done> joined = Join({Mount()}, pair[0], digest);
+    return joined.ok() ? std::string("joined") : joined.error();
+  });
+  fake.join();
+  ::close(pair[0]);
+  ::close(pair[1]);
+  EXPECT_NE(got.find("did not prove that it holds"), std::string::npos) << got;
+}
+
+TEST_F(ShieldExecJoinTest, ATicketConnectionServesNothingButTheJoinAndOneTry) {
+  SetExecVariables({"CLOISTER_CONFIG_ID=s/svc"});
+  char* argv[] = {const_cast<char*>("prog"), nullptr};
+  ExecPlan plan;
+  ASSERT_EQ(PrepareExec(argv, nullptr, false, &plan), 0);
+  EXPECT_EQ(Ask(plan.conn, Op::kStat, "/").error, EACCES);
+  EXPECT_EQ(Ask(plan.conn, Op::kAdopt).error, EACCES);
+  std::string nonce(kJoinNonceBytes, 'n');
+  EXPECT_EQ(Ask(plan.conn, Op::kJoin, nonce).error, 0);
+  EXPECT_EQ(Ask(plan.conn, Op::kJoinProof, std::string(32, 'p')).error, EACCES);
+  // Locked for good: not even a second join.
+  EXPECT_EQ(Ask(plan.conn, Op::kJoin, nonce).error, EACCES);
+  EXPECT_EQ(Ask(plan.conn, Op::kStat, "/").error, EACCES);
+  EndExec(&plan);
 }
 
 }  // namespace

@@ -41,6 +41,15 @@ enum class Op : uint32_t {
   kSync,       // file_id (0: the whole volume): write it out and commit; flags kSyncReported:
                // answer once the CAS has recorded the commit too (or 10 s passed)
   kClose,      // file_id: the process closed its last descriptor; no reply
+  // A program is about to be exec'd (shield_exec.h). Sent on a connection
+  // made for it: path = the ticket's digest, path2 = the working directory
+  // if on a volume; flags kExecMainProcess. From then on the connection
+  // serves kJoin and kJoinProof only.
+  kExec,
+  kJoin,       // path = the new program's nonce -> data = server nonce, server proof, ticket digest, cwd;
+               // more = 1 if the new program takes the main process's place
+  kJoinProof,  // path = the new program's proof -> one descriptor: a control socket of its own
+  kAdopt,      // arg = inode of an inherited memfd -> as kOpen of its file, with the dirty map only
 };
 
 struct Request {
@@ -57,6 +66,7 @@ struct Request {
 
 enum : uint8_t { kTypeFile = 1, kTypeDirectory = 2, kTypeSymlink = 3 };
 inline constexpr int32_t kSyncReported = 1;
+inline constexpr int32_t kExecMainProcess = 1;
 
 struct StatInfo {
   uint64_t ino;

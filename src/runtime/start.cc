@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "runtime/cas_client.h"
 #include "runtime/config.h"
@@ -139,9 +141,43 @@ Result<HttpResponse> AttestRelayed(const Settings& settings, std::vector<uint8_t
   return response;
 }
 
+// What a program this one execs needs in its environment to start as the
+// same service (shield_exec.h): the settings this start read, and the
+// runtime itself in LD_PRELOAD.
+std::vector<std::string> ExecVariables() {
+  std::vector<std::string> vars;
+  for (const char* name :
+       {"CLOISTER_CONFIG_ID", "CLOISTER_LAS_SOCKET", "CLOISTER_CAS_ADDR", "CLOISTER_CAS_KEY", "CLOISTER_LOG"}) {
+    const char* v = ::getenv(name);
+    if (v != nullptr) vars.push_back(std::string(name) + "=" + v);
+  }
+  Dl_info self{};
+  if (::dladdr(reinterpret_cast<void*>(&ExecVariables), &self) != 0 && self.dli_fname != nullptr) {
+    vars.push_back(std::string("LD_PRELOAD=") + self.dli_fname);
+  }
+  return vars;
+}
+
+// CLOISTER_SHIELD: this program was exec'd by a process of a protected
+// program and is to join its file shield; -1 when not set.
+int InheritedShield(const char* value) {
+  if (value == nullptr) return -1;
+  char* end = nullptr;
+  long fd = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || fd < 0 || fd > 1 << 20) {
+    FailClosed("CLOISTER_SHIELD='" + std::string(value).substr(0, 20) + "' is not a descriptor number");
+  }
+  return static_cast<int>(fd);
+}
+
 }  // namespace
 
 Launch AttestAndConfigure(int argc, char** argv, char** envp) {
+  // A program exec'd by a protected one runs with the arguments and the
+  // environment it received, if its ticket names exactly these.
+  const int inherited = InheritedShield(::getenv(std::string(shield::kShieldVariable).c_str()));
+  shield::JoinDigest exec_digest{};
+  if (inherited >= 0) exec_digest = shield::ExecDigest(argv, envp);
   Result<Settings> read = ReadSettings([](const char* name) { return ::getenv(name); });
   StartDebugLog(read.ok() && read.value().debug);
   if (!read.ok()) FailClosed(read.error());
@@ -194,24 +230,45 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   if (!files.ok()) {
     FailClosed(CasName(ctx) + " sent a malformed grant: " + files.error() + evidence_note);
   }
-  std::vector<SecretString> args = BuildArguments(grant.command, argc, argv);
+  std::vector<SecretString> args;
+  std::vector<SecretString> env;
+  if (inherited >= 0) {
+    for (int i = 0; i < argc; ++i) args.emplace_back(argv[i]);
+    for (char** e = envp; e != nullptr && *e != nullptr; ++e) {
+      if (!shield::IsRuntimeVariable(*e)) env.emplace_back(*e);
+    }
+  } else {
+    args = BuildArguments(grant.command, argc, argv);
+    env = BuildEnvironment(grant.environment, envp);
+  }
   if (args.empty()) FailClosed("the program would start without any argument (not even its name)");
-  std::vector<SecretString> env = BuildEnvironment(grant.environment, envp);
   size_t volume_count = grant.volumes.size();
+  if (inherited >= 0 && volume_count == 0) {
+    FailClosed("this program was exec'd by a protected program, but service " + grant.service +
+               " mounts no volume, so it cannot join that program's file shield" + evidence_note);
+  }
   InstallVolumes(std::move(grant.volumes));
-  // The volume server opens every volume (and refuses a stale one) before
-  // the working directory, which may be on a volume, is entered.
-  shield::Reporting reporting;
-  reporting.token = grant.volume_token;
-  reporting.point = key.point;
-  reporting.key = key.key.release();
-  reporting.cas_pin = settings.cas_key;
-  reporting.las_socket = settings.las_socket;
-  Result<Done> shielded = shield::Start(InstalledVolumes(), std::move(reporting));
-  if (!shielded.ok()) FailClosed(shielded.error() + evidence_note);
-  if (volume_count > 0) DebugLog("file shield started for %zu volumes", volume_count);
-  if (!grant.pwd.empty() && ::chdir(grant.pwd.c_str()) != 0) {
-    FailClosed("cannot change to the session's working directory " + grant.pwd + ": " + std::strerror(errno));
+  if (volume_count > 0) shield::SetExecVariables(ExecVariables());
+  if (inherited >= 0) {
+    // The working directory is the ticket's, or the inherited one.
+    Result<Done> joined = shield::Join(InstalledVolumes(), inherited, exec_digest);
+    if (!joined.ok()) FailClosed(joined.error() + evidence_note);
+    DebugLog("joined the file shield of the program that exec'd this one");
+  } else {
+    // The volume server opens every volume (and refuses a stale one) before
+    // the working directory, which may be on a volume, is entered.
+    shield::Reporting reporting;
+    reporting.token = grant.volume_token;
+    reporting.point = key.point;
+    reporting.key = key.key.release();
+    reporting.cas_pin = settings.cas_key;
+    reporting.las_socket = settings.las_socket;
+    Result<Done> shielded = shield::Start(InstalledVolumes(), std::move(reporting));
+    if (!shielded.ok()) FailClosed(shielded.error() + evidence_note);
+    if (volume_count > 0) DebugLog("file shield started for %zu volumes", volume_count);
+    if (!grant.pwd.empty() && ::chdir(grant.pwd.c_str()) != 0) {
+      FailClosed("cannot change to the session's working directory " + grant.pwd + ": " + std::strerror(errno));
+    }
   }
   InstallInjectedFiles(std::move(files.value()));
 
@@ -219,8 +276,9 @@ Launch AttestAndConfigure(int argc, char** argv, char** envp) {
   launch.argc = static_cast<int>(args.size());
   launch.argv = PermanentArray(args);
   launch.envp = PermanentArray(env);
+  const bool pwd_unchanged = grant.pwd.empty() || inherited >= 0;
   DebugLog("applied: %d arguments, %zu environment variables, %zu injected files, %zu volumes, working directory %s",
-           launch.argc, env.size(), file_count, volume_count, grant.pwd.empty() ? "unchanged" : grant.pwd.c_str());
+           launch.argc, env.size(), file_count, volume_count, pwd_unchanged ? "unchanged" : grant.pwd.c_str());
   return launch;
 }
 

@@ -714,13 +714,26 @@ format::Manifest VolumeImpl::BuildManifest(uint64_t seq) {
   format::Manifest m;
   m.seq = seq;
   m.next_ino = next_ino_;
-  for (const auto& [ino, in] : inodes_) {
+  m.inodes.reserve(inodes_.size());
+  constexpr Entry kZeroEntry{};
+  for (auto& [ino, in] : inodes_) {
     if (!in.linked) continue;
-    format::InodeRecord rec = in.rec;
-    if (rec.type == InodeType::kFile) {
-      while (!rec.root.empty() && format::IsZero(rec.root.back())) rec.root.pop_back();
+    // A file's root holds a whole block of entries, mostly unused: only
+    // the used prefix is copied (every commit lists every inode).
+    size_t used = in.rec.root.size();
+    if (in.rec.type == InodeType::kFile) {
+      // Entries right of the one that leads to the last chunk are zero
+      // (Truncate clears them; only chunks past the end could use them):
+      // look for trailing zero entries from there.
+      const uint64_t n = format::ChunkCount(in.rec.size, C_);
+      const uint64_t reach = n == 0 || in.height == 0 ? 0 : (n - 1) / Pow(in.height - 1) + 1;
+      used = static_cast<size_t>(std::min<uint64_t>(used, reach));
+      while (used > 0 && in.rec.root[used - 1] == kZeroEntry) --used;
     }
-    m.inodes.push_back(std::move(rec));
+    std::vector<Entry> root = std::move(in.rec.root);
+    m.inodes.push_back(in.rec);
+    m.inodes.back().root.assign(root.begin(), root.begin() + static_cast<ptrdiff_t>(used));
+    in.rec.root = std::move(root);
   }
   std::sort(m.inodes.begin(), m.inodes.end(),
             [](const format::InodeRecord& a, const format::InodeRecord& b) { return a.ino < b.ino; });
