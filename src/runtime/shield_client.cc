@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -999,6 +1000,11 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting) 
     // Two descriptors per file the program has opened (its plaintext and
     // its dirty map) plus the volume's own: as many as the hard limit
     // allows, which the program's soft limit does not reflect.
+    // Commits build and seal buffers of a few hundred KiB each time: keep
+    // them in the heap, rather than mapping fresh (zeroed, faulted-in)
+    // memory and giving it back for every commit.
+    (void)::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    (void)::mallopt(M_TRIM_THRESHOLD, 256 << 20);
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
       files.rlim_cur = files.rlim_max;
