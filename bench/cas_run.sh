@@ -53,19 +53,10 @@ CAS="$BUILD/cloister-cas"
 # ---- a CAS of our own ------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloister-cas-bench.XXXXXX")"
 CAS_PID=""
+# shellcheck source=bench/services.sh
+source "$ROOT/bench/services.sh"  # stop
 stop_cas() {
-  if [[ -n "$CAS_PID" ]] && kill -0 "$CAS_PID" 2>/dev/null; then
-    kill -TERM "$CAS_PID"
-    for _ in $(seq 50); do
-      kill -0 "$CAS_PID" 2>/dev/null || break
-      sleep 0.2
-    done
-    if kill -0 "$CAS_PID" 2>/dev/null; then
-      log "the CAS did not stop within 10 s of SIGTERM; killing it"
-      kill -KILL "$CAS_PID"
-    fi
-    wait "$CAS_PID" 2>/dev/null
-  fi
+  stop "$CAS_PID" "the CAS"
   CAS_PID=""
 }
 # The files of the state directory and their sizes: "cas.db 12.3 MiB, ...".

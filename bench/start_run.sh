@@ -76,20 +76,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/cloister-start-bench.XXXXXX")"
 CAS_PID=""
 LAS_PID=""
 DRIVER_PID=""
-stop() {  # stop PID NAME: SIGTERM, then SIGKILL after 10 s
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid"
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$2 did not stop within 10 s of SIGTERM; killing it"
-    kill -KILL "$pid"
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/services.sh
+source "$ROOT/bench/services.sh"  # stop, start_cas, start_las
 cleanup() {
   set +e
   [[ -n "$DRIVER_PID" ]] && kill -TERM "$DRIVER_PID" 2>/dev/null && wait "$DRIVER_PID" 2>/dev/null
@@ -149,37 +137,11 @@ sys.stdout.write("".join(l for l in open("/proc/self/status") if l.startswith(("
 log "programs: $WORK/true ($(stat -c %s "$WORK/true") bytes), /bin/true, $PYTHON"
 
 # ---- a CAS and a LAS of our own ------------------------------------------------------
-"$CLOISTER" identity create --identity "$WORK/admin" >"$WORK/admin.id"
 # Request logging is on by default; said explicitly, since it is part of what
 # is measured (two lines per attestation) and gives each request's latency.
 printf 'log_requests: true\n' >"$WORK/cas.yaml"
-"${NICE[@]}" "$CAS" --config "$WORK/cas.yaml" --state-dir "$WORK/cas" --api-listen 127.0.0.1:0 \
-  --attest-listen 127.0.0.1:0 --unseal-key-file "$WORK/unseal.key" --ports-file "$WORK/ports.json" \
-  --admin "$(cat "$WORK/admin.id")" </dev/null >"$WORK/cas.out" 2>"$WORK/cas.log" &
-CAS_PID=$!
-for _ in $(seq 100); do
-  [[ -s "$WORK/ports.json" ]] && break
-  kill -0 "$CAS_PID" 2>/dev/null || { log "the CAS exited:"; cat "$WORK/cas.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -s "$WORK/ports.json" ]] || { log "the CAS wrote no ports file within 10 s"; exit 1; }
-API_PORT="$(sed -n 's/.*"api": *\([0-9]*\).*/\1/p' "$WORK/ports.json")"
-ATTEST_PORT="$(sed -n 's/.*"attest": *\([0-9]*\).*/\1/p' "$WORK/ports.json")"
-KEY_HASH="$(sed -n 's/.*"key_hash": *"\([0-9a-fA-F]*\)".*/\1/p' "$WORK/ports.json")"
-[[ -n "$API_PORT" && -n "$ATTEST_PORT" && -n "$KEY_HASH" ]] || { log "cannot read $WORK/ports.json"; exit 1; }
-CLI=(--cas "127.0.0.1:$API_PORT" --cas-key "$KEY_HASH" --identity "$WORK/admin")
-
-"$CLOISTER" cas join-token create "${CLI[@]}" --ttl 10m --out "$WORK/join.token" >/dev/null 2>&1
-"${NICE[@]}" "$LAS" --state-dir "$WORK/las" --cas "127.0.0.1:$API_PORT" --cas-key "$KEY_HASH" \
-  --socket "$WORK/las.sock" --join-token-file "$WORK/join.token" --name bench \
-  </dev/null >"$WORK/las.out" 2>"$WORK/las.log" &
-LAS_PID=$!
-for _ in $(seq 100); do
-  grep -q "listening on" "$WORK/las.out" 2>/dev/null && break
-  kill -0 "$LAS_PID" 2>/dev/null || { log "the LAS exited:"; cat "$WORK/las.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q "listening on" "$WORK/las.out" || { log "the LAS did not listen within 10 s"; exit 1; }
+start_cas "$WORK" --config "$WORK/cas.yaml"
+start_las "$WORK" "$WORK/las.sock"
 log "CAS pid $CAS_PID (API $API_PORT, attestation $ATTEST_PORT), LAS pid $LAS_PID"
 
 measure() { "$CLOISTER" measure "$1" | awk '{print $1}'; }
