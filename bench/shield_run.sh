@@ -208,10 +208,14 @@ if has shield "$VARIANTS"; then
   # directory entry when it creates the volume): readable by postgres.
   mkdir -m 0755 "$WORK/shield"
   mkdir -m 0700 "$WORK/shield/fileio"
-  pg_dir "$WORK/shield/pgdata"
+  pg_dir "$WORK/shield/pg"
   # sysbench creates its files in its working directory: the session's pwd,
   # on the volume. PostgreSQL takes its data directory from -D (no command:
-  # the arguments are the host's). initdb starts postgres through /bin/sh.
+  # the arguments are the host's), a directory in the volume rather than its
+  # root: PostgreSQL keys its shared memory by the data directory's inode
+  # number, and every volume's root has the same one, so a server on
+  # another volume's root would refuse this one. initdb starts postgres,
+  # and `locale -a` to list the system's locales, through /bin/sh.
   cat >"$WORK/session.yaml" <<DOC
 name: shield-bench
 services:
@@ -222,10 +226,11 @@ services:
       - volume: fileio
         path: $WORK/shield/fileio
   - name: pg
-    measurements: [$(measure "$PGBIN/postgres"), $(measure "$PGBIN/initdb"), $(measure /bin/sh), $RT]
+    measurements: [$(measure "$PGBIN/postgres"), $(measure "$PGBIN/initdb"), $(measure /bin/sh),
+      $(measure /usr/bin/locale), $RT]
     mounts:
       - volume: pgdata
-        path: $WORK/shield/pgdata
+        path: $WORK/shield/pg
 volumes:
   - name: fileio
   - name: pgdata
@@ -376,11 +381,16 @@ pg_fail() {  # pg_fail VARIANT WHAT LOG
   printf '%s\tnot available (%s: %s)\n' "$1" "$2" "$(reason "$3")" >>"$WORK/pgbench.tsv"
 }
 pg_variant() {  # pg_variant VARIANT
-  local variant="$1" data made="initdb" run=() init_s tps lat failed
+  local variant="$1" data mount="" made="initdb" run=() init_s tps lat failed
   data="$(place "$variant" pgdata)" ||
     { printf '%s\tnot available (gocryptfs did not mount)\n' "$variant" >>"$WORK/pgbench.tsv"; return; }
-  [[ "$variant" == shield ]] && run=("${SHIELDED[@]}" --config shield-bench/pg --)
-  [[ -d "$data" ]] || pg_dir "$data"
+  if [[ "$variant" == shield ]]; then
+    mount="$WORK/shield/pg"
+    data="$mount/pgdata"  # made by initdb, in the volume
+    run=("${SHIELDED[@]}" --config shield-bench/pg --)
+  else
+    pg_dir "$data"
+  fi
   log "pgbench $variant: initdb"
   if ! (cd "$SOCK" && timeout 300 "${PGENV[@]}" "${AS_PG[@]}" \
     "${run[@]}" "$PGBIN/initdb" -D "$data" "${INITDB[@]}") >"$LOGS/initdb-$variant.log" 2>&1; then
@@ -394,16 +404,19 @@ pg_variant() {  # pg_variant VARIANT
     log "pgbench shield: initdb through the shield failed ($(reason "$LOGS/initdb-$variant.log")); sealing a native one"
     made="sealed"
     pg_dir "$WORK/seed"
-    local seeddata="$WORK/seed/pgdata" key tag
+    local seeddata="$WORK/seed/root/pgdata" key tag
+    pg_dir "$WORK/seed/root"
     pg_dir "$seeddata"
     if ! (cd "$SOCK" && timeout 300 "${PGENV[@]}" "${AS_PG[@]}" \
       "$PGBIN/initdb" -D "$seeddata" "${INITDB[@]}") >"$LOGS/initdb-seed.log" 2>&1; then
       pg_fail "$variant" "native initdb for the seed failed" "$LOGS/initdb-seed.log"
       return
     fi
-    data="$WORK/shield/pgdata-sealed"
-    pg_dir "$data"
-    if ! tag="$(cd "$SOCK" && timeout 300 "${AS_PG[@]}" "$CLOISTER" volume seal "$seeddata" "$data" --key-file "$WORK/seed/volume.key" \
+    mount="$WORK/shield/pg-sealed"
+    data="$mount/pgdata"
+    pg_dir "$mount"
+    if ! tag="$(cd "$SOCK" && timeout 300 "${AS_PG[@]}" "$CLOISTER" volume seal "$WORK/seed/root" "$mount" \
+      --key-file "$WORK/seed/volume.key" \
       2>"$LOGS/seal.log")"; then
       pg_fail "$variant" "cloister volume seal failed" "$LOGS/seal.log"
       return
@@ -411,7 +424,7 @@ pg_variant() {  # pg_variant VARIANT
     key="$(sed -n 's/^cloister-volume-key-v1:\([0-9a-f]*\)$/\1/p' "$WORK/seed/volume.key")"
     rm -rf "$WORK/seed"
     sed -e 's/^name: shield-bench$/name: shield-bench-sealed/' \
-      -e "s|path: $WORK/shield/pgdata\$|path: $data|" \
+      -e "s|path: $WORK/shield/pg\$|path: $mount|" \
       -e "s|^  - name: pgdata\$|  - name: pgdata\n    key: $key\n    tag: $tag|" "$WORK/session.yaml" >"$WORK/session-sealed.yaml"
     if ! "$CLOISTER" session create -f "$WORK/session-sealed.yaml" "${CLI[@]}" >/dev/null 2>"$LOGS/session-sealed.log"; then
       pg_fail "$variant" "the session with the sealed volume was refused" "$LOGS/session-sealed.log"
@@ -424,7 +437,7 @@ pg_variant() {  # pg_variant VARIANT
     pg_fail "$variant" "the server did not start" "$LOGS/postgres-$variant.log"
     return
   fi
-  if [[ "$variant" == shield ]] && [[ -e "$data/PG_VERSION" || ! -e "$data/cloister-volume" ]]; then
+  if [[ "$variant" == shield ]] && [[ -e "$data" || ! -e "$mount/cloister-volume" ]]; then
     pg_stop
     printf '%s\tnot available (the data directory went past the shield)\n' "$variant" >>"$WORK/pgbench.tsv"
     return
