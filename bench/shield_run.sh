@@ -17,10 +17,11 @@
 # The shield variant runs against a CAS and a LAS of its own on loopback
 # (relayed attestation, rollback-protected volumes: every commit is reported
 # to the CAS). The server's data directory is made by initdb through
-# `cloister run`; when that fails (initdb starts postgres with exec, see "Not
-# supported" in docs/runtime.md), the report gives the reason, and the data
-# directory is made by a native initdb and sealed into a volume with
-# `cloister volume seal`, which the session names with its key and tag.
+# `cloister run` (initdb execs /bin/sh, postgres and locale, which join the
+# shield: "Programs that exec" in docs/runtime.md); if that fails, the report
+# gives the reason, and the data directory is made by a native initdb and
+# sealed into a volume with `cloister volume seal`, which the session names
+# with its key and tag.
 # A variant that cannot run is reported as "not available (reason)"; the
 # others still run.
 #
