@@ -42,6 +42,7 @@ constexpr int kHighFd = 900;
 struct Mount {
   std::string path;
   dev_t dev = 0;
+  ino_t root_ino = 1;  // what the volume's root (its inode 1) reports
   uid_t uid = 0;
   gid_t gid = 0;
   bool read_only = false;
@@ -270,7 +271,7 @@ const Mount& MountOf(uint32_t v) { return (*g_mounts)[v]; }
 void FillStat(const Mount& m, const StatInfo& si, struct stat* buf) {
   std::memset(buf, 0, sizeof(*buf));
   buf->st_dev = m.dev;
-  buf->st_ino = si.ino;
+  buf->st_ino = si.ino == 1 ? m.root_ino : si.ino;
   buf->st_mode = si.mode | (si.type == kTypeDirectory ? S_IFDIR : si.type == kTypeSymlink ? S_IFLNK : S_IFREG);
   buf->st_nlink = si.type == kTypeDirectory ? 2 : 1;
   buf->st_uid = m.uid;
@@ -1057,6 +1058,21 @@ Result<Done> Start(const std::vector<VolumeMount>& mounts, Reporting reporting) 
 
 namespace {
 
+// A device number of the volume's own, as a file system of its own has:
+// the volume's inode numbers (small, from 1) then never pair with the
+// host's device into the identity of some host file, which tools compare
+// by (device, inode). Major 0 is where the kernel numbers the devices of
+// file systems without a disk; the minor comes from the mount path, so it
+// is the same at every start.
+dev_t VolumeDevice(const std::string& path) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : path) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return makedev(0, 0x80000u | (h & 0x7ffffu));
+}
+
 Result<Done> InstallAs(const std::vector<VolumeMount>& mounts, int control, int conn, bool main_process) {
   auto* list = new std::vector<Mount>;
   for (const VolumeMount& vm : mounts) {
@@ -1064,8 +1080,11 @@ Result<Done> InstallAs(const std::vector<VolumeMount>& mounts, int control, int 
     m.path = vm.path;
     m.read_only = vm.update_policy == "read-only";
     struct stat st {};
+    m.dev = VolumeDevice(vm.path);
     if (::stat(vm.path.c_str(), &st) == 0) {
-      m.dev = st.st_dev;
+      // The root is the mount directory: its inode keeps two volumes'
+      // roots apart (PostgreSQL keys its shared memory by it).
+      m.root_ino = st.st_ino;
       m.uid = st.st_uid;
       m.gid = st.st_gid;
     }

@@ -284,6 +284,18 @@ Status ServerImpl::Flush(Loaded& f) {
   uint64_t low = f.dirty->low_size.exchange(~uint64_t{0}, std::memory_order_acq_rel);
   bool full = f.dirty->full_scan.exchange(0, std::memory_order_acq_rel) != 0 ||
               f.dirty->shared_mappings.load(std::memory_order_acquire) != 0;
+  // The marks first, the size after: a client marks a chunk only once its
+  // write is done, so a chunk taken here lies within the size read below
+  // (read before, it could miss a write that extended the file meanwhile,
+  // and the chunk would be taken but not written).
+  std::vector<std::pair<uint64_t, uint64_t>> marked;  // word index, bits
+  auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(f.dirty) + kDirtyBitsOffset);
+  uint64_t end = f.dirty->marked_end.load(std::memory_order_acquire);
+  for (uint64_t w = 0; w * 64 < end; ++w) {
+    if (words[w].load(std::memory_order_relaxed) == 0) continue;
+    uint64_t bits = words[w].exchange(0, std::memory_order_acq_rel);
+    if (bits != 0 && !full) marked.emplace_back(w, bits);  // with `full`, the comparison below covers them
+  }
   struct stat st {};
   if (::fstat(f.memfd, &st) != 0) return IoError("fstat of a shielded file failed");
   const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -315,12 +327,7 @@ Status ServerImpl::Flush(Loaded& f) {
     buf_used = std::max(buf_used, done);
     return f.file->WriteAt(off, std::span<const uint8_t>(chunk_buf_.data(), done));
   };
-  auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(f.dirty) + kDirtyBitsOffset);
-  uint64_t end = f.dirty->marked_end.load(std::memory_order_acquire);
-  for (uint64_t w = 0; w * 64 < end; ++w) {
-    if (words[w].load(std::memory_order_relaxed) == 0) continue;
-    uint64_t bits = words[w].exchange(0, std::memory_order_acq_rel);
-    if (full) continue;  // the comparison below covers them
+  for (auto [w, bits] : marked) {
     // Runs of consecutive chunks go in one write.
     while (bits != 0) {
       unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,6 +128,25 @@ TEST_F(ShieldTest, SyncedWritesReachTheVolume) {
   EXPECT_EQ(by_path.st_dev, st.st_dev);
   EXPECT_EQ(by_path.st_size, 30000);
   Close(fd);
+}
+
+TEST_F(ShieldTest, TheVolumeIsAFileSystemOfItsOwn) {
+  struct stat host {};
+  ASSERT_EQ(::stat(g_mount.c_str(), &host), 0);
+  struct stat root, file;
+  ASSERT_EQ(Stat(T("/"), &root, true), 0);
+  int fd = Open(T("/identity.txt"), O_CREAT | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(Fstat(fd, &file), 0);
+  Close(fd);
+  // Not the host's device: the volume's small inode numbers must not name
+  // host files. The root is the mount directory's inode, so two volumes'
+  // roots differ.
+  EXPECT_NE(root.st_dev, host.st_dev);
+  EXPECT_EQ(major(root.st_dev), 0u);
+  EXPECT_EQ(file.st_dev, root.st_dev);
+  EXPECT_EQ(root.st_ino, host.st_ino);
+  EXPECT_NE(file.st_ino, root.st_ino);
 }
 
 TEST_F(ShieldTest, TwoDescriptorsSeeEachOthersWritesAtOnce) {
