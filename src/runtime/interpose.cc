@@ -848,17 +848,9 @@ CLOISTER_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, 
   return p;
 }
 
+static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets: mmap64 is mmap");
 CLOISTER_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) noexcept {
-  auto real = REAL(mmap64);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return MAP_FAILED;
-  }
-  void* p = real(addr, len, prot, flags, fd, off);
-  // Only a mapping that exists can be written (MAP_SHARED_VALIDATE with
-  // MAP_SYNC, say, is refused on a memfd).
-  if (p != MAP_FAILED && (flags & MAP_SHARED) != 0 && shield::IsShielded(fd)) shield::WritesUnseen(fd, true);
-  return p;
+  return mmap(addr, len, prot, flags, fd, off);
 }
 
 CLOISTER_EXPORT FILE* fdopen(int fd, const char* mode) noexcept {

@@ -158,6 +158,13 @@ void UnmapDirty(uint64_t key) {
   pthread_mutex_unlock(&g_dirty_mu);
 }
 
+// log2 of a chunk size the server sent (a power of two).
+unsigned ShiftOf(uint32_t chunk_size) {
+  unsigned shift = 0;
+  while ((1u << shift) < chunk_size) ++shift;
+  return shift;
+}
+
 // Must hold g_conn_mu.
 bool Connected() {
   pid_t me = ::getpid();
@@ -466,9 +473,7 @@ int Open(const Target& t, int flags, mode_t mode) {
       errno = e;
       return -1;
     }
-    unsigned shift = 0;
-    while ((1u << shift) < r.chunk_size) ++shift;
-    s->shift = shift;
+    s->shift = ShiftOf(r.chunk_size);
     s->sync_writes = (flags & (O_SYNC | O_DSYNC)) != 0;
     // The server opened an open file description of its own for this open
     // (offset, O_APPEND, access mode); it arrives close-on-exec.
@@ -1126,8 +1131,7 @@ void Adopt(int fd, uint64_t ino) {
   s->st = r.st;
   s->dirty = head;
   s->dirty_ino = key;
-  while ((1u << s->shift) < r.chunk_size) ++s->shift;
-  while ((1u << s->shift) > r.chunk_size && s->shift > 0) --s->shift;
+  s->shift = ShiftOf(r.chunk_size);
   int fl = static_cast<int>(::syscall(SYS_fcntl, fd, F_GETFL));
   s->sync_writes = fl >= 0 && (fl & (O_SYNC | O_DSYNC)) != 0;
   if (!InstallSlot(fd, s)) {
