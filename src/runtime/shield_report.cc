@@ -40,9 +40,13 @@ void CommitReporter::Post(size_t v, uint64_t seq, const volume::Tag& tag) {
 
 bool CommitReporter::Drain(int ms) {
   std::unique_lock<std::mutex> l(mu_);
-  return cv_.wait_for(l, std::chrono::milliseconds(ms), [this] {
+  ++urgent_;
+  cv_.notify_all();
+  bool done = cv_.wait_for(l, std::chrono::milliseconds(ms), [this] {
     return std::none_of(pending_.begin(), pending_.end(), [](const Pending& p) { return p.due; });
   });
+  --urgent_;
+  return done;
 }
 
 std::string CommitReporter::Send(size_t v, uint64_t seq, const volume::Tag& tag, bool* final) {
@@ -70,6 +74,7 @@ std::string CommitReporter::Send(size_t v, uint64_t seq, const volume::Tag& tag,
 void CommitReporter::Run() {
   int pause_ms = 0;
   std::string last_error;
+  auto last_start = std::chrono::steady_clock::time_point();
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     auto due = [this] { return std::any_of(pending_.begin(), pending_.end(), [](const Pending& p) { return p.due; }); };
@@ -77,8 +82,11 @@ void CommitReporter::Run() {
       cv_.wait_for(l, std::chrono::milliseconds(pause_ms), [this] { return stop_; });
     } else {
       cv_.wait(l, [&] { return stop_ || due(); });
+      cv_.wait_until(l, last_start + std::chrono::milliseconds(reporting_.min_interval_ms),
+                     [this] { return stop_ || urgent_ > 0; });
     }
     if (stop_) return;
+    last_start = std::chrono::steady_clock::now();
     for (size_t v = 0; v < pending_.size(); ++v) {
       if (!pending_[v].due) continue;
       Pending p = pending_[v];

@@ -7,8 +7,11 @@
 // the CAS's receipt, signed with the key CLOISTER_CAS_KEY pins, proves it
 // was recorded. Reports go out from a thread of their own, newest commit
 // first: a commit does not wait for the CAS. Only the last commit of each
-// volume matters, so commits made while a report is out are folded into
-// the next one. A failed report is retried, with a growing pause.
+// volume matters, so commits made while a report is out, or within the
+// minimum interval after the last one, are folded into the next one (a
+// database commits hundreds of times a second; the CAS signs and stores
+// each report). Someone waiting for the CAS (Drain) ends the interval at
+// once. A failed report is retried, with a growing pause.
 #pragma once
 
 #include <openssl/evp.h>
@@ -31,6 +34,7 @@ struct Reporting {
   EVP_PKEY* key = nullptr;     // the fresh key's private half (owned)
   relay::Hash cas_pin{};       // CLOISTER_CAS_KEY
   std::string las_socket;      // where the LAS carries the reports
+  int min_interval_ms = 100;   // between the starts of two reports
 };
 
 class CommitReporter {
@@ -67,6 +71,7 @@ class CommitReporter {
   std::condition_variable cv_;
   std::vector<Pending> pending_;
   bool stop_ = false;
+  int urgent_ = 0;  // callers in Drain
   std::thread thread_;
 };
 

@@ -79,7 +79,7 @@ StatusOr<Header> ParseHeader(std::span<const uint8_t> bytes) {
   uint32_t reserved = r.U32();
   auto id = r.Take(kIdSize);
   std::copy(id.begin(), id.end(), h.volume_id.begin());
-  if (h.version != kFormatVersion) {
+  if (h.version != kFormatVersion1 && h.version != kFormatVersion2) {
     return FailedPrecondition("unsupported volume format version " + std::to_string(h.version));
   }
   if ((h.flags & ~kFlagAuthenticatedOnly) != 0 || reserved != 0) {
@@ -127,29 +127,101 @@ StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& k, const Id& id,
 
 // ---- Manifest ---------------------------------------------------------------
 
+namespace {
+
+constexpr uint32_t kDeltaMagic = 0x3244534d;  // "MSD2"
+constexpr char kTagLabelV2[] = "cloister volume tag v2";
+constexpr char kManifestLabelV2[] = "cloister manifest v2";
+constexpr char kCommitLabelV2[] = "cloister journal commit v2";
+
+void EncodeRecord(Bytes& out, const InodeRecord& in) {
+  PutU64(out, in.ino);
+  PutU64(out, in.parent);
+  PutU8(out, static_cast<uint8_t>(in.type));
+  PutU32(out, in.mode);
+  PutU64(out, static_cast<uint64_t>(in.mtime_ns));
+  PutLengthPrefixed(out, AsBytes(in.name));
+  if (in.type == InodeType::kFile) {
+    PutU64(out, in.size);
+    PutBytes(out, in.object_id);
+    PutU64(out, in.encryptions);
+    PutU32(out, static_cast<uint32_t>(in.root.size()));
+    for (const Entry& e : in.root) PutBytes(out, e);
+  } else if (in.type == InodeType::kSymlink) {
+    PutLengthPrefixed(out, AsBytes(in.target));
+  }
+}
+
+// Reads one inode record and checks the rules that concern it alone
+// (section 8.1): type, mode, name, inode number below next_ino, the root
+// directory's shape, a file's size and root entries. Returns an empty
+// string on success, else what is wrong.
+std::string DecodeRecord(ByteReader& r, uint64_t next_ino, uint32_t chunk_size, InodeRecord& in) {
+  in.ino = r.U64();
+  in.parent = r.U64();
+  uint8_t type = r.U8();
+  in.mode = r.U32();
+  in.mtime_ns = static_cast<int64_t>(r.U64());
+  auto name = r.LengthPrefixed(kMaxNameLength);
+  in.name.assign(name.begin(), name.end());
+  if (!r.ok()) return "truncated inode";
+  if (type < 1 || type > 3) return "unknown inode type";
+  in.type = static_cast<InodeType>(type);
+  if ((in.mode & ~07777u) != 0) return "invalid mode";
+  if (in.type == InodeType::kFile) {
+    const uint32_t fanout = Fanout(chunk_size);
+    in.size = r.U64();
+    auto oid = r.Take(kIdSize);
+    if (r.ok()) std::copy(oid.begin(), oid.end(), in.object_id.begin());
+    in.encryptions = r.U64();
+    uint32_t n = r.U32();
+    if (!r.ok()) return "truncated file inode";
+    if (n > fanout) return "root node wider than the fanout";
+    if (in.size > kMaxFileSize) return "file size out of range";
+    uint64_t chunks = ChunkCount(in.size, chunk_size);
+    uint32_t height = TreeHeight(chunks, fanout);
+    uint64_t used = height == 0 ? 0 : (chunks + Power(fanout, height - 1) - 1) / Power(fanout, height - 1);
+    if (n > used) return "root node has entries beyond the file size";
+    in.root.resize(n);
+    for (uint32_t k = 0; k < n; ++k) {
+      auto e = r.Take(kEntrySize);
+      if (!r.ok()) return "truncated root node";
+      std::copy(e.begin(), e.end(), in.root[k].begin());
+    }
+  } else if (in.type == InodeType::kSymlink) {
+    auto t = r.LengthPrefixed(kMaxSymlinkLength);
+    if (!r.ok() || t.empty()) return "bad symlink target";
+    in.target.assign(t.begin(), t.end());
+  }
+  if (in.ino == kRootIno) {
+    if (in.type != InodeType::kDirectory || in.parent != 0 || !in.name.empty()) {
+      return "invalid root directory";
+    }
+  } else if (in.ino == 0 || in.ino >= next_ino || !ValidName(in.name)) {
+    return "invalid inode number or name";
+  }
+  return "";
+}
+
+}  // namespace
+
+size_t EncodedRecordSize(const InodeRecord& in) {
+  size_t n = 33 + in.name.size();
+  if (in.type == InodeType::kFile) n += 36 + kEntrySize * in.root.size();
+  if (in.type == InodeType::kSymlink) n += 4 + in.target.size();
+  return n;
+}
+
 Bytes EncodeManifest(const Manifest& m) {
   Bytes out;
+  size_t total = 24;
+  for (const InodeRecord& in : m.inodes) total += EncodedRecordSize(in);
+  out.reserve(total);
   PutU32(out, kManifestMagic);
   PutU64(out, m.seq);
   PutU64(out, m.next_ino);
   PutU32(out, static_cast<uint32_t>(m.inodes.size()));
-  for (const InodeRecord& in : m.inodes) {
-    PutU64(out, in.ino);
-    PutU64(out, in.parent);
-    PutU8(out, static_cast<uint8_t>(in.type));
-    PutU32(out, in.mode);
-    PutU64(out, static_cast<uint64_t>(in.mtime_ns));
-    PutLengthPrefixed(out, AsBytes(in.name));
-    if (in.type == InodeType::kFile) {
-      PutU64(out, in.size);
-      PutBytes(out, in.object_id);
-      PutU64(out, in.encryptions);
-      PutU32(out, static_cast<uint32_t>(in.root.size()));
-      for (const Entry& e : in.root) PutBytes(out, e);
-    } else if (in.type == InodeType::kSymlink) {
-      PutLengthPrefixed(out, AsBytes(in.target));
-    }
-  }
+  for (const InodeRecord& in : m.inodes) EncodeRecord(out, in);
   return out;
 }
 
@@ -165,52 +237,11 @@ StatusOr<Manifest> DecodeManifest(std::span<const uint8_t> bytes, uint32_t chunk
   // Each inode record takes at least 33 bytes (ino, parent, type, mode,
   // mtime, name length); reject counts the input cannot hold.
   if (count > r.remaining() / 33) return bad("inode count exceeds input");
-  const uint32_t fanout = Fanout(chunk_size);
   std::unordered_map<uint64_t, size_t> by_ino;
   for (uint32_t i = 0; i < count; ++i) {
     InodeRecord in;
-    in.ino = r.U64();
-    in.parent = r.U64();
-    uint8_t type = r.U8();
-    in.mode = r.U32();
-    in.mtime_ns = static_cast<int64_t>(r.U64());
-    auto name = r.LengthPrefixed(kMaxNameLength);
-    in.name.assign(name.begin(), name.end());
-    if (!r.ok()) return bad("truncated inode");
-    if (type < 1 || type > 3) return bad("unknown inode type");
-    in.type = static_cast<InodeType>(type);
-    if ((in.mode & ~07777u) != 0) return bad("invalid mode");
-    if (in.type == InodeType::kFile) {
-      in.size = r.U64();
-      auto oid = r.Take(kIdSize);
-      if (r.ok()) std::copy(oid.begin(), oid.end(), in.object_id.begin());
-      in.encryptions = r.U64();
-      uint32_t n = r.U32();
-      if (!r.ok()) return bad("truncated file inode");
-      if (n > fanout) return bad("root node wider than the fanout");
-      if (in.size > kMaxFileSize) return bad("file size out of range");
-      uint64_t chunks = ChunkCount(in.size, chunk_size);
-      uint32_t height = TreeHeight(chunks, fanout);
-      uint64_t used = height == 0 ? 0 : (chunks + Power(fanout, height - 1) - 1) / Power(fanout, height - 1);
-      if (n > used) return bad("root node has entries beyond the file size");
-      in.root.resize(n);
-      for (uint32_t k = 0; k < n; ++k) {
-        auto e = r.Take(kEntrySize);
-        if (!r.ok()) return bad("truncated root node");
-        std::copy(e.begin(), e.end(), in.root[k].begin());
-      }
-    } else if (in.type == InodeType::kSymlink) {
-      auto t = r.LengthPrefixed(kMaxSymlinkLength);
-      if (!r.ok() || t.empty()) return bad("bad symlink target");
-      in.target.assign(t.begin(), t.end());
-    }
-    if (in.ino == kRootIno) {
-      if (in.type != InodeType::kDirectory || in.parent != 0 || !in.name.empty()) {
-        return bad("invalid root directory");
-      }
-    } else if (in.ino == 0 || in.ino >= m.next_ino || !ValidName(in.name)) {
-      return bad("invalid inode number or name");
-    }
+    std::string why = DecodeRecord(r, m.next_ino, chunk_size, in);
+    if (!why.empty()) return bad(why);
     if (!by_ino.emplace(in.ino, m.inodes.size()).second) return bad("duplicate inode");
     m.inodes.push_back(std::move(in));
   }
@@ -251,6 +282,159 @@ StatusOr<Manifest> DecodeManifest(std::span<const uint8_t> bytes, uint32_t chunk
   return m;
 }
 
+// ---- Manifest deltas (version 2) ------------------------------------------------
+
+Bytes EncodeDelta(const ManifestDelta& d) {
+  Bytes out;
+  size_t total = 28 + 8 * d.removed.size();
+  for (const InodeRecord& in : d.records) total += EncodedRecordSize(in);
+  out.reserve(total);
+  PutU32(out, kDeltaMagic);
+  PutU64(out, d.seq);
+  PutU64(out, d.next_ino);
+  PutU32(out, static_cast<uint32_t>(d.records.size()));
+  for (const InodeRecord& in : d.records) EncodeRecord(out, in);
+  PutU32(out, static_cast<uint32_t>(d.removed.size()));
+  for (uint64_t ino : d.removed) PutU64(out, ino);
+  return out;
+}
+
+StatusOr<ManifestDelta> DecodeDelta(std::span<const uint8_t> bytes, uint32_t chunk_size) {
+  auto bad = [](const std::string& why) { return IntegrityError("malformed manifest delta: " + why); };
+  ByteReader r(bytes);
+  if (r.U32() != kDeltaMagic) return bad("bad magic");
+  ManifestDelta d;
+  d.seq = r.U64();
+  d.next_ino = r.U64();
+  uint32_t count = r.U32();
+  if (!r.ok()) return bad("truncated");
+  if (count > r.remaining() / 33) return bad("inode count exceeds input");
+  d.records.resize(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    std::string why = DecodeRecord(r, d.next_ino, chunk_size, d.records[i]);
+    if (!why.empty()) return bad(why);
+    if (i > 0 && d.records[i].ino <= d.records[i - 1].ino) return bad("records out of order");
+  }
+  uint32_t removed = r.U32();
+  if (!r.ok() || removed != r.remaining() / 8 || r.remaining() % 8 != 0) {
+    return bad("removed list does not match its count");
+  }
+  d.removed.resize(removed);
+  for (uint32_t i = 0; i < removed; ++i) {
+    d.removed[i] = r.U64();
+    if (d.removed[i] <= kRootIno) return bad("removes the root or inode 0");
+    if (i > 0 && d.removed[i] <= d.removed[i - 1]) return bad("removed inodes out of order");
+  }
+  // A record and a removal of the same inode would be ambiguous.
+  size_t a = 0, b = 0;
+  while (a < d.records.size() && b < d.removed.size()) {
+    if (d.records[a].ino == d.removed[b]) return bad("an inode is both changed and removed");
+    d.records[a].ino < d.removed[b] ? ++a : ++b;
+  }
+  return d;
+}
+
+StatusOr<ManifestState> ManifestState::FromManifest(Manifest m) {
+  ManifestState s;
+  s.seq_ = m.seq;
+  s.next_ino_ = m.next_ino;
+  for (InodeRecord& in : m.inodes) {
+    s.bytes_ += EncodedRecordSize(in);
+    if (in.ino != kRootIno) s.names_.emplace(std::make_pair(in.parent, in.name), in.ino);
+    if (in.type == InodeType::kFile) s.objects_.emplace(in.object_id, in.ino);
+    const uint64_t ino = in.ino;
+    s.inodes_.emplace(ino, std::move(in));
+  }
+  if (s.names_.size() + 1 != s.inodes_.size() || !s.inodes_.count(kRootIno)) {
+    return IntegrityError("malformed manifest: duplicate names or no root");
+  }
+  return s;
+}
+
+Status ManifestState::Apply(const ManifestDelta& d) {
+  auto bad = [](const std::string& why) {
+    return IntegrityError("manifest delta does not apply: " + why);
+  };
+  if (d.seq != seq_ + 1) return bad("sequence number " + std::to_string(d.seq) + " does not follow " + std::to_string(seq_));
+  if (d.next_ino < next_ino_) return bad("next inode number goes back");
+  // Directories that lose their directory status: none may keep children.
+  std::vector<uint64_t> vacated;
+  auto drop = [&](const InodeRecord& old) {
+    if (old.ino != kRootIno) names_.erase(std::make_pair(old.parent, old.name));
+    if (old.type == InodeType::kFile) objects_.erase(old.object_id);
+    bytes_ -= EncodedRecordSize(old);
+  };
+  for (uint64_t ino : d.removed) {
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end()) return bad("removes inode " + std::to_string(ino) + ", which does not exist");
+    drop(it->second);
+    if (it->second.type == InodeType::kDirectory) vacated.push_back(ino);
+    inodes_.erase(it);
+  }
+  for (const InodeRecord& in : d.records) {
+    auto it = inodes_.find(in.ino);
+    if (it != inodes_.end()) {
+      drop(it->second);
+      if (it->second.type == InodeType::kDirectory && in.type != InodeType::kDirectory) {
+        vacated.push_back(in.ino);
+      }
+      it->second = in;
+    } else {
+      inodes_.emplace(in.ino, in);
+    }
+    bytes_ += EncodedRecordSize(in);
+  }
+  for (const InodeRecord& in : d.records) {
+    if (in.ino != kRootIno && !names_.emplace(std::make_pair(in.parent, in.name), in.ino).second) {
+      return bad("duplicate name in a directory");
+    }
+    if (in.type == InodeType::kFile && !objects_.emplace(in.object_id, in.ino).second) {
+      return bad("two files share an object");
+    }
+  }
+  for (uint64_t ino : vacated) {
+    auto child = names_.lower_bound(std::make_pair(ino, std::string()));
+    if (child != names_.end() && child->first.first == ino) {
+      return bad("inode " + std::to_string(child->second) + " has no directory parent");
+    }
+  }
+  // Every changed inode must reach the root through directories. Unchanged
+  // ones did before, and their ancestors either are unchanged or reach it.
+  for (const InodeRecord& in : d.records) {
+    uint64_t cur = in.ino;
+    size_t steps = 0;
+    while (cur != kRootIno) {
+      const InodeRecord& rec = inodes_.at(cur);
+      auto p = inodes_.find(rec.parent);
+      if (p == inodes_.end() || p->second.type != InodeType::kDirectory) {
+        return bad("inode " + std::to_string(cur) + " has no directory parent");
+      }
+      if (++steps > inodes_.size()) return bad("directory cycle");
+      cur = rec.parent;
+    }
+  }
+  seq_ = d.seq;
+  next_ino_ = d.next_ino;
+  return Status::Ok();
+}
+
+Manifest ManifestState::ToManifest() const {
+  Manifest m;
+  m.seq = seq_;
+  m.next_ino = next_ino_;
+  m.inodes.reserve(inodes_.size());
+  for (const auto& [ino, in] : inodes_) m.inodes.push_back(in);
+  return m;
+}
+
+Tag ComputeTagV2(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq, const Tag& prev_tag,
+                 std::span<const uint8_t> change_bytes) {
+  uint8_t seq_le[8];
+  StoreU64(seq_le, seq);
+  crypto::Digest h = crypto::Sha256(change_bytes);
+  return crypto::HmacSha256(tag_key, {AsBytes(kTagLabelV2), volume_id, seq_le, prev_tag, h});
+}
+
 Tag ComputeTag(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq,
                std::span<const uint8_t> manifest_bytes) {
   uint8_t seq_le[8];
@@ -259,29 +443,29 @@ Tag ComputeTag(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq,
   return crypto::HmacSha256(tag_key, {AsBytes(kTagLabel), volume_id, seq_le, h});
 }
 
-Bytes ManifestAad(const Id& volume_id, uint64_t seq) {
+Bytes ManifestAad(const Id& volume_id, uint64_t seq, uint32_t version) {
   Bytes aad;
-  PutBytes(aad, AsBytes(kManifestLabel));
+  PutBytes(aad, AsBytes(version == kFormatVersion1 ? kManifestLabel : kManifestLabelV2));
   PutBytes(aad, volume_id);
   PutU64(aad, seq);
   return aad;
 }
 
-Bytes EncodeManifestFile(uint64_t seq, std::span<const uint8_t> sealed) {
+Bytes EncodeManifestFile(uint64_t seq, std::span<const uint8_t> sealed, uint32_t version) {
   Bytes out;
   PutU32(out, kManifestFileMagic);
-  PutU32(out, kFormatVersion);
+  PutU32(out, version);
   PutU64(out, seq);
   PutBytes(out, sealed);
   return out;
 }
 
-StatusOr<ManifestFile> ParseManifestFile(std::span<const uint8_t> bytes) {
+StatusOr<ManifestFile> ParseManifestFile(std::span<const uint8_t> bytes, uint32_t version) {
   ByteReader r(bytes);
   uint32_t magic = r.U32();
-  uint32_t version = r.U32();
+  uint32_t file_version = r.U32();
   uint64_t seq = r.U64();
-  if (!r.ok() || magic != kManifestFileMagic || version != kFormatVersion) {
+  if (!r.ok() || magic != kManifestFileMagic || file_version != version) {
     return IntegrityError("manifest file is malformed");
   }
   return ManifestFile{seq, bytes.subspan(16)};
@@ -412,9 +596,9 @@ Bytes EncodeCommitFrame(uint64_t seq, std::span<const uint8_t> sealed) {
   return out;
 }
 
-Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq) {
+Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq, uint32_t version) {
   Bytes aad;
-  PutBytes(aad, AsBytes(kCommitLabel));
+  PutBytes(aad, AsBytes(version == kFormatVersion1 ? kCommitLabel : kCommitLabelV2));
   PutBytes(aad, volume_id);
   PutU64(aad, generation);
   PutU64(aad, seq);

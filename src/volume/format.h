@@ -1,4 +1,4 @@
-// The protected-volume format, version 1: pure encoding and decoding of the
+// The protected-volume format, versions 1 and 2: pure encoding and decoding of the
 // on-disk structures, and the geometry of the per-file hash tree. Nothing
 // here performs I/O. docs/volume-format.md is the normative description;
 // the constants and layouts below must match it byte for byte.
@@ -19,7 +19,10 @@
 
 namespace cloister::volume::format {
 
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion1 = 1;  // every commit carries the whole manifest
+constexpr uint32_t kFormatVersion2 = 2;  // commits carry what changed; chained tags
+// What new volumes get.
+constexpr uint32_t kFormatVersion = kFormatVersion2;
 constexpr size_t kIdSize = 16;
 constexpr size_t kEntrySize = 32;
 constexpr uint32_t kMinChunkSize = 512;
@@ -113,22 +116,67 @@ struct Manifest {
 };
 
 Bytes EncodeManifest(const Manifest& m);
+// Bytes one inode record takes in a manifest or a delta.
+size_t EncodedRecordSize(const InodeRecord& in);
 // Decodes and checks structural invariants (unique inodes, a rooted tree,
 // valid names, root entries within the fanout). Input is untrusted.
 StatusOr<Manifest> DecodeManifest(std::span<const uint8_t> bytes, uint32_t chunk_size);
 
-// The volume tag: HMAC(tag key, label || volume id || seq || SHA-256(manifest)).
+// Version 2: what one commit changes. The new state is the previous one
+// with every record of `records` inserted or replacing the record with its
+// inode number, and every inode of `removed` deleted.
+struct ManifestDelta {
+  uint64_t seq = 0;
+  uint64_t next_ino = 2;
+  std::vector<InodeRecord> records;  // strictly ascending ino
+  std::vector<uint64_t> removed;     // strictly ascending, none in records
+};
+Bytes EncodeDelta(const ManifestDelta& d);
+// Decodes a delta and checks each record on its own; whether it applies to
+// a state is decided by ManifestState::Apply. Input is untrusted.
+StatusOr<ManifestDelta> DecodeDelta(std::span<const uint8_t> bytes, uint32_t chunk_size);
+
+// A manifest held as indexes, so that a delta is applied and checked in
+// time proportional to its size, not the volume's.
+class ManifestState {
+ public:
+  // `m` must come from DecodeManifest (it checks the whole structure).
+  static StatusOr<ManifestState> FromManifest(Manifest m);
+  // Applies `d` if the result is a valid manifest with seq + 1 (every rule
+  // of DecodeManifest). On failure the state must not be used any more.
+  Status Apply(const ManifestDelta& d);
+  Manifest ToManifest() const;
+  uint64_t seq() const { return seq_; }
+  // Encoded size of the whole manifest.
+  size_t encoded_size() const { return 24 + bytes_; }
+
+ private:
+  uint64_t seq_ = 0;
+  uint64_t next_ino_ = 2;
+  size_t bytes_ = 0;
+  std::map<uint64_t, InodeRecord> inodes_;
+  std::map<std::pair<uint64_t, std::string>, uint64_t> names_;
+  std::map<Id, uint64_t> objects_;
+};
+
+// Version 1 tag: HMAC(tag key, label || volume id || seq || SHA-256(manifest)).
 Tag ComputeTag(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq,
                std::span<const uint8_t> manifest_bytes);
+// Version 2 tag: HMAC(tag key, label || volume id || seq || previous tag ||
+// SHA-256(delta)); a new volume's state uses a zero previous tag and its
+// manifest in place of a delta.
+Tag ComputeTagV2(const SecretBytes& tag_key, const Id& volume_id, uint64_t seq, const Tag& prev_tag,
+                 std::span<const uint8_t> change_bytes);
 
-// Base manifest file: magic, version, seq, then the sealed manifest.
-Bytes ManifestAad(const Id& volume_id, uint64_t seq);
-Bytes EncodeManifestFile(uint64_t seq, std::span<const uint8_t> sealed);
+// Base manifest file: magic, version, seq, then the sealed manifest (in
+// version 2 the sealed plaintext is the state's tag, then the manifest).
+Bytes ManifestAad(const Id& volume_id, uint64_t seq, uint32_t version);
+Bytes EncodeManifestFile(uint64_t seq, std::span<const uint8_t> sealed, uint32_t version);
 struct ManifestFile {
   uint64_t seq;
   std::span<const uint8_t> sealed;
 };
-StatusOr<ManifestFile> ParseManifestFile(std::span<const uint8_t> bytes);
+StatusOr<ManifestFile> ParseManifestFile(std::span<const uint8_t> bytes, uint32_t version);
 
 // ---- Hash tree geometry ---------------------------------------------------
 
@@ -175,9 +223,9 @@ std::optional<uint64_t> ParseJournalName(const std::string& name);
 Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
                       std::span<const uint8_t> page);
 // COMMIT: seq and a sealed record of (digest of the txn's page frames ||
-// tag of the state it follows || manifest bytes).
+// tag of the state it follows || manifest bytes (v1) or delta bytes (v2)).
 Bytes EncodeCommitFrame(uint64_t seq, std::span<const uint8_t> sealed);
-Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq);
+Bytes CommitAad(const Id& volume_id, uint64_t generation, uint64_t seq, uint32_t version);
 
 struct Frame {
   FrameType type;

@@ -167,6 +167,181 @@ TEST(FormatTest, TagDependsOnEverything) {
   EXPECT_NE(t, ComputeTag(k, id, 7, m1));
 }
 
+// ---- Version 2: deltas ----------------------------------------------------------
+
+ManifestState SampleState() {
+  auto s = ManifestState::FromManifest(SampleManifest());
+  EXPECT_TRUE(s.ok());
+  return std::move(*s);
+}
+
+ManifestDelta EmptyDelta() {
+  ManifestDelta d;
+  d.seq = 8;
+  d.next_ino = 5;
+  return d;
+}
+
+InodeRecord Dir(uint64_t ino, uint64_t parent, const std::string& name) {
+  InodeRecord r;
+  r.ino = ino;
+  r.parent = parent;
+  r.type = InodeType::kDirectory;
+  r.mode = 0755;
+  r.name = name;
+  return r;
+}
+
+TEST(FormatTest, DeltaRoundTripAndApply) {
+  Manifest m = SampleManifest();
+  ManifestDelta d = EmptyDelta();
+  d.next_ino = 7;
+  InodeRecord moved = m.inodes[2];  // the file moves to the root and grows
+  moved.parent = kRootIno;
+  moved.name = "moved";
+  moved.size = 9000;
+  moved.root.resize(3);
+  d.records = {moved, Dir(5, 2, "new"), Dir(6, 5, "deeper")};
+  d.removed = {4};
+  Bytes enc = EncodeDelta(d);
+  auto back = DecodeDelta(enc, 4096);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(EncodeDelta(*back), enc);
+
+  ManifestState st = SampleState();
+  ASSERT_TRUE(st.Apply(*back).ok());
+  Manifest want = m;
+  want.seq = 8;
+  want.next_ino = 7;
+  want.inodes = {m.inodes[0], m.inodes[1], moved, Dir(5, 2, "new"), Dir(6, 5, "deeper")};
+  EXPECT_EQ(EncodeManifest(st.ToManifest()), EncodeManifest(want));
+  EXPECT_EQ(st.encoded_size(), EncodeManifest(want).size());
+  EXPECT_EQ(st.seq(), 8u);
+}
+
+TEST(FormatTest, DeltaDecodingRejectsMalformedInput) {
+  ManifestDelta d = EmptyDelta();
+  d.records = {Dir(3, 1, "a"), Dir(2, 1, "b")};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "records out of order";
+  d.records = {Dir(2, 1, "a")};
+  d.removed = {2};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "changed and removed";
+  d.removed = {4, 3};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "removed out of order";
+  d.removed = {1};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "removes the root";
+  d.removed = {};
+  d.records = {Dir(9, 1, "a")};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "inode beyond next_ino";
+  d.records = {Dir(2, 1, "..")};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "bad name";
+  InodeRecord root = Dir(kRootIno, 0, "");
+  root.parent = 2;
+  d.records = {root};
+  EXPECT_FALSE(DecodeDelta(EncodeDelta(d), 4096).ok()) << "root with a parent";
+  d.records = {Dir(2, 1, "a")};
+  Bytes enc = EncodeDelta(d);
+  enc.push_back(0);
+  EXPECT_FALSE(DecodeDelta(enc, 4096).ok()) << "trailing byte";
+  enc.resize(enc.size() - 2);
+  EXPECT_FALSE(DecodeDelta(enc, 4096).ok()) << "truncated";
+  enc = EncodeDelta(d);
+  enc[0] ^= 1;
+  EXPECT_FALSE(DecodeDelta(enc, 4096).ok()) << "magic";
+}
+
+TEST(FormatTest, DeltaThatBreaksTheTreeDoesNotApply) {
+  Manifest m = SampleManifest();
+  auto expect_refused = [](const ManifestDelta& d, const char* why) {
+    ManifestState st = SampleState();
+    auto decoded = DecodeDelta(EncodeDelta(d), 4096);
+    ASSERT_TRUE(decoded.ok()) << why << ": " << decoded.status().ToString();
+    Status s = st.Apply(*decoded);
+    EXPECT_EQ(s.code(), StatusCode::kIntegrity) << why;
+  };
+  ManifestDelta d = EmptyDelta();
+  d.seq = 9;
+  expect_refused(d, "seq does not follow");
+  d = EmptyDelta();
+  d.next_ino = 4;
+  d.records = {};
+  expect_refused(d, "next_ino goes back");
+  d = EmptyDelta();
+  d.next_ino = 10;
+  d.removed = {9};
+  expect_refused(d, "removes an inode that does not exist");
+  d = EmptyDelta();
+  d.removed = {2};
+  expect_refused(d, "removes a directory that keeps a child");
+  d = EmptyDelta();
+  InodeRecord as_file = m.inodes[1];
+  as_file.type = InodeType::kSymlink;
+  as_file.target = "x";
+  d.records = {as_file};
+  expect_refused(d, "a directory with a child becomes a symlink");
+  d = EmptyDelta();
+  d.records = {Dir(2, 1, "l")};
+  expect_refused(d, "takes the name of an unchanged inode");
+  d = EmptyDelta();
+  d.next_ino = 6;
+  d.records = {Dir(5, 3, "under-a-file")};
+  expect_refused(d, "parent is a file");
+  d.records = {Dir(5, 9, "orphan")};
+  d.next_ino = 10;
+  expect_refused(d, "parent does not exist");
+  d = EmptyDelta();
+  d.next_ino = 6;
+  d.records = {Dir(2, 5, "etc"), Dir(5, 2, "loop")};
+  expect_refused(d, "directory cycle");
+  d = EmptyDelta();
+  d.next_ino = 6;
+  InodeRecord twin = m.inodes[2];
+  twin.ino = 5;
+  twin.name = "twin";
+  d.records = {twin};
+  expect_refused(d, "two files share an object");
+
+  // Swapping two names in one delta is fine, and so is reusing the name of
+  // a removed inode.
+  d = EmptyDelta();
+  InodeRecord a = m.inodes[1], b = m.inodes[3];
+  a.name = "l";
+  b.name = "etc";
+  d.records = {a, b};
+  ManifestState st = SampleState();
+  auto decoded = DecodeDelta(EncodeDelta(d), 4096);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(st.Apply(*decoded).ok());
+  d = EmptyDelta();
+  d.next_ino = 6;
+  d.records = {Dir(5, 1, "l")};
+  d.removed = {4};
+  st = SampleState();
+  decoded = DecodeDelta(EncodeDelta(d), 4096);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(st.Apply(*decoded).ok());
+}
+
+TEST(FormatTest, Version2TagChainsAndDependsOnEverything) {
+  SecretBytes k(32);
+  Id id{};
+  Tag prev{};
+  prev[0] = 1;
+  Bytes d = EncodeDelta(EmptyDelta());
+  Tag t = ComputeTagV2(k, id, 8, prev, d);
+  EXPECT_NE(t, ComputeTagV2(k, id, 9, prev, d));
+  Tag other = prev;
+  other[31] ^= 1;
+  EXPECT_NE(t, ComputeTagV2(k, id, 8, other, d));
+  Id id2 = id;
+  id2[0] = 1;
+  EXPECT_NE(t, ComputeTagV2(k, id2, 8, prev, d));
+  d.back() ^= 1;
+  EXPECT_NE(t, ComputeTagV2(k, id, 8, prev, d));
+  // Never equal to a version-1 tag of the same bytes.
+  EXPECT_NE(ComputeTagV2(k, id, 8, Tag{}, d), ComputeTag(k, id, 8, d));
+}
+
 TEST(FormatTest, FramesParse) {
   Id obj{};
   obj[0] = 5;

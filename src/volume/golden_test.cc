@@ -1,18 +1,23 @@
-// Golden volumes: volumes written by format version 1 are checked in under
-// tests/golden/v1/ and must open, verify and read back exactly, forever.
+// Golden volumes: volumes written by each format version are checked in
+// under tests/golden/vN/ and must open, verify and read back exactly,
+// forever; version-1 volumes must also stay writable (in version 1).
 // To (re)create them after a deliberate format change, which requires a new
 // format version and a new directory:
 //   CLOISTER_WRITE_GOLDEN=tests/golden/vN ./build/golden_test
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "cloister/volume.h"
 #include "crypto/crypto.h"
 #include "os/env.h"
+#include "volume/format.h"
 #include "volume/test_util.h"
 
 namespace cloister::volume {
@@ -35,7 +40,9 @@ constexpr GoldenSpec kSpecs[] = {
 };
 
 Status Populate(Volume& v) {
-  RETURN_IF_ERROR(WriteFile(v, "/README.txt", Str("Golden volume, format version 1.\nDo not change.\n")));
+  RETURN_IF_ERROR(WriteFile(v, "/README.txt", Str("Golden volume, format version " +
+                                                 std::to_string(format::kFormatVersion) +
+                                                 ".\nDo not change.\n")));
   RETURN_IF_ERROR(v.Mkdir("/data", 0750));
   RETURN_IF_ERROR(WriteFile(v, "/data/big.bin", Pattern(200 * 1024 + 3, 77)));
   RETURN_IF_ERROR(WriteFile(v, "/data/empty", {}));
@@ -90,9 +97,47 @@ StatusOr<std::map<std::string, std::string>> Describe(Volume& v) {
   return out;
 }
 
-std::string GoldenDir() {
+std::string GoldenDir(int version) {
   const char* src = std::getenv("CLOISTER_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/golden/v1";
+  return std::string(src ? src : ".") + "/tests/golden/v" + std::to_string(version);
+}
+
+struct Golden {
+  SecretBytes key;
+  std::map<std::string, std::map<std::string, std::string>> expect;
+  std::map<std::string, std::string> tags;
+};
+
+// Reads DIR/expected.txt; false if there is none.
+bool ReadExpected(const std::string& dir, Golden* g) {
+  std::ifstream in(dir + "/expected.txt");
+  if (!in) return false;
+  std::string word, key_hex;
+  in >> word >> key_hex;
+  EXPECT_EQ(word, "key");
+  auto key_bytes = HexDecode(key_hex);
+  EXPECT_TRUE(key_bytes.has_value());
+  g->key = SecretBytes(key_bytes->data(), key_bytes->size());
+  std::string line;
+  std::getline(in, line);
+  std::string current;
+  while (std::getline(in, line)) {
+    if (line.rfind("volume ", 0) == 0) {
+      std::istringstream ls(line);
+      ls >> word >> current;
+      ls >> g->tags[current];
+    } else if (line.size() > 2) {
+      auto sp = line.find(' ', 2);
+      g->expect[current][line.substr(2, sp - 2)] = line.substr(sp + 1);
+    }
+  }
+  return true;
+}
+
+StatusOr<uint32_t> HeaderVersion(const std::string& dir) {
+  ASSIGN_OR_RETURN(Bytes h, os::Env::Posix().ReadWholeFile(dir + "/" + format::kHeaderFile, 4096));
+  ASSIGN_OR_RETURN(format::Header header, format::ParseHeader(h));
+  return header.version;
 }
 
 TEST(GoldenTest, WriteGoldenVolumesWhenAsked) {
@@ -124,46 +169,85 @@ TEST(GoldenTest, WriteGoldenVolumesWhenAsked) {
   }
 }
 
-TEST(GoldenTest, Version1VolumesOpenVerifyAndReadBack) {
-  std::ifstream in(GoldenDir() + "/expected.txt");
-  if (!in) GTEST_SKIP() << "no golden volumes at " << GoldenDir();
-  std::string word, key_hex;
-  in >> word >> key_hex;
-  ASSERT_EQ(word, "key");
-  auto key_bytes = HexDecode(key_hex);
-  ASSERT_TRUE(key_bytes.has_value());
-  SecretBytes key(key_bytes->data(), key_bytes->size());
-  std::string line;
-  std::getline(in, line);
-  std::map<std::string, std::map<std::string, std::string>> expect;
-  std::map<std::string, std::string> tags;
-  std::string current;
-  while (std::getline(in, line)) {
-    if (line.rfind("volume ", 0) == 0) {
-      std::istringstream ls(line);
-      ls >> word >> current;
-      ls >> tags[current];
-    } else if (line.size() > 2) {
-      auto sp = line.find(' ', 2);
-      expect[current][line.substr(2, sp - 2)] = line.substr(sp + 1);
-    }
-  }
-  ASSERT_EQ(tags.size(), std::size(kSpecs));
-  for (const auto& [name, tag_hex] : tags) {
+class GoldenVersionTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(GoldenVersionTest, VolumesOpenVerifyAndReadBack) {
+  const int version = GetParam();
+  Golden g;
+  if (!ReadExpected(GoldenDir(version), &g)) GTEST_SKIP() << "no golden volumes at " << GoldenDir(version);
+  ASSERT_EQ(g.tags.size(), std::size(kSpecs));
+  for (const auto& [name, tag_hex] : g.tags) {
     SCOPED_TRACE(name);
+    auto v_on_disk = HeaderVersion(GoldenDir(version) + "/" + name);
+    ASSERT_TRUE(v_on_disk.ok()) << v_on_disk.status().ToString();
+    EXPECT_EQ(*v_on_disk, static_cast<uint32_t>(version));
     OpenOptions o;
     o.read_only = true;  // the checked-in files must not change
     o.expected_tag = *TagFromHex(tag_hex);
-    auto v = Volume::Open(os::Env::Posix(), GoldenDir() + "/" + name, key, o);
+    auto v = Volume::Open(os::Env::Posix(), GoldenDir(version) + "/" + name, g.key, o);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     auto desc = Describe(**v);
     ASSERT_TRUE(desc.ok()) << desc.status().ToString();
-    EXPECT_EQ(*desc, expect[name]);
+    EXPECT_EQ(*desc, g.expect[name]);
     auto report = (*v)->Verify();
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     EXPECT_TRUE(report->problems.empty());
     EXPECT_GT(report->chunks, 0u);
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, GoldenVersionTest, ::testing::Values(1, 2),
+                         [](const auto& info) { return "v" + std::to_string(info.param); });
+
+// A version-1 volume stays writable and stays version 1: commits carry the
+// whole manifest, checkpoints write version-1 base manifests.
+TEST(GoldenTest, Version1VolumesStayWritableInVersion1) {
+  Golden g;
+  if (!ReadExpected(GoldenDir(1), &g)) GTEST_SKIP() << "no golden volumes at " << GoldenDir(1);
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("cloister-golden-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  for (const auto& [name, tag_hex] : g.tags) {
+    SCOPED_TRACE(name);
+    const std::string dir = (tmp / name).string();
+    fs::create_directories(tmp);
+    fs::copy(GoldenDir(1) + "/" + name, dir, fs::copy_options::recursive);
+    OpenOptions o;
+    o.expected_tag = *TagFromHex(tag_hex);
+    o.journal_rotate_bytes = 1;  // rotate at every commit: checkpoints too
+    Tag last{};
+    {
+      auto v = Volume::Open(os::Env::Posix(), dir, g.key, o);
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_OK(WriteFile(**v, "/added-" + std::to_string(i), Pattern(3000 + i, 5 + i)));
+        if (i == 0) ASSERT_OK((*v)->Remove("/dir/nested/deep.txt"));
+        auto t = (*v)->Commit();
+        ASSERT_TRUE(t.ok()) << t.status().ToString();
+        last = *t;
+      }
+    }
+    auto version = HeaderVersion(dir);
+    ASSERT_TRUE(version.ok());
+    EXPECT_EQ(*version, 1u);
+    OpenOptions again;
+    again.expected_tag = last;
+    auto v = Volume::Open(os::Env::Posix(), dir, g.key, again);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      auto data = ReadFile(**v, "/added-" + std::to_string(i));
+      ASSERT_TRUE(data.ok());
+      EXPECT_EQ(*data, Pattern(3000 + i, 5 + i));
+    }
+    EXPECT_EQ((*v)->GetStat("/dir/nested/deep.txt").status().code(), StatusCode::kNotFound);
+    auto desc = Describe(**v);
+    ASSERT_TRUE(desc.ok());
+    EXPECT_EQ(desc->at("/data/big.bin"), g.expect[name].at("/data/big.bin"));
+    auto report = (*v)->Verify();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  }
+  fs::remove_all(tmp);
 }
 
 }  // namespace

@@ -14,13 +14,22 @@ void MergeExtents(ExtentMap& into, const ExtentMap& from) {
 }
 
 ExtentMap ExtentsOf(const format::Manifest& m, uint32_t chunk_size) {
+  return ExtentsOf(m.inodes, chunk_size);
+}
+
+ExtentMap ExtentsOf(const std::vector<format::InodeRecord>& records, uint32_t chunk_size) {
   ExtentMap out;
-  for (const auto& in : m.inodes) {
+  for (const auto& in : records) {
     if (in.type != format::InodeType::kFile) continue;
     uint64_t chunks = format::ChunkCount(in.size, chunk_size);
     out[in.object_id] = Extent{chunks * chunk_size, format::NodeExtent(chunks, chunk_size)};
   }
   return out;
+}
+
+bool& VerifyDeltasInTests() {
+  static bool on = false;
+  return on;
 }
 
 std::string ObjectName(const Id& id, format::PageKind kind) {
@@ -44,7 +53,7 @@ bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
 }
 
 StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
-                                     uint64_t generation, uint32_t chunk_size,
+                                     uint32_t version, uint64_t generation, uint32_t chunk_size,
                                      crypto::Aead& journal_aead, uint64_t from) {
   ASSIGN_OR_RETURN(uint64_t size, file.Size());
   uint64_t max_seq = 0;
@@ -73,7 +82,7 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
       if (got != frame.size()) continue;
       auto f = format::ParseFrame(frame, chunk_size);
       if (!f || f->type != format::FrameType::kCommit) continue;
-      if (journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq), f->sealed).ok()) {
+      if (journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq, version), f->sealed).ok()) {
         max_seq = std::max(max_seq, f->seq);
       }
     }
@@ -81,8 +90,8 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
   return max_seq;
 }
 
-Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
-                   uint32_t chunk_size, crypto::Aead& journal_aead,
+Status ScanJournal(os::File& file, const format::Id& volume_id, uint32_t version,
+                   uint64_t generation, uint32_t chunk_size, crypto::Aead& journal_aead,
                    const std::function<Status(ScannedTxn&&)>& on_txn,
                    uint64_t* valid_end, uint64_t* file_size) {
   ASSIGN_OR_RETURN(uint64_t size, file.Size());
@@ -111,7 +120,7 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generat
       txn.pages.push_back({PageKey{f->object, f->kind, f->offset}, off + f->page_offset_in_frame});
     } else {
       crypto::Digest digest = hasher.Finish();
-      auto plain = journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq),
+      auto plain = journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq, version),
                                            f->sealed);
       if (!plain.ok() || plain->size() < 64 ||
           !ConstantTimeEquals(std::span<const uint8_t>(plain->data(), 32), digest)) {

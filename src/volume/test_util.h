@@ -11,8 +11,12 @@
 #include "cloister/volume.h"
 #include "crypto/crypto.h"
 #include "os/mem_env.h"
+#include "volume/volume_internal.h"
 
 namespace cloister::volume::testing {
+
+// Every volume test checks each commit's delta against the whole state.
+inline const bool kVerifyDeltas = (internal::VerifyDeltasInTests() = true);
 
 inline SecretBytes TestKey(uint8_t seed = 1) {
   SecretBytes k(kVolumeKeySize);

@@ -17,7 +17,9 @@
 #include <chrono>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <tuple>
 
 #include "base/parallel.h"
 #include "base/secret.h"
@@ -80,6 +82,9 @@ struct Inode {
   std::map<std::string, uint64_t> children;
   int open_count = 0;
   bool linked = true;
+  // Encoded size of this inode's record in the committed state; 0 if the
+  // committed state does not hold it (every record has at least 33 bytes).
+  size_t committed_bytes = 0;
 };
 
 struct CachedNode {
@@ -237,7 +242,7 @@ class VolumeImpl final : public Volume {
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
     inodes_.at(ino).rec.mode = mode & 07777;
-    meta_dirty_ = true;
+    Changed(inodes_.at(ino));
     return Status::Ok();
   }
 
@@ -246,7 +251,7 @@ class VolumeImpl final : public Volume {
     RETURN_IF_ERROR(CheckWritable());
     ASSIGN_OR_RETURN(uint64_t ino, Resolve(path));
     inodes_.at(ino).rec.mtime_ns = ns;
-    meta_dirty_ = true;
+    Changed(inodes_.at(ino));
     return Status::Ok();
   }
 
@@ -322,7 +327,24 @@ class VolumeImpl final : public Volume {
     return s;
   }
   format::Manifest BuildManifest(uint64_t seq);
+  // The manifest record of a linked inode, with its root trimmed.
+  format::InodeRecord RecordOf(Inode& in);
   Status LoadManifest(const format::Manifest& m);
+  // Version 2: the next commit must carry this inode's record.
+  void Changed(Inode& in) {
+    meta_dirty_ = true;
+    if (in.linked) changed_.insert(in.rec.ino);
+  }
+  format::ManifestDelta BuildDelta(uint64_t seq);
+  // Version 2 base manifest file: plaintext is the state's tag, then the
+  // manifest.
+  struct Base {
+    uint64_t seq = 0;
+    Tag tag{};
+    Bytes manifest;
+  };
+  StatusOr<Base> ReadBase();
+  Status WriteBase(uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest);
 
   // ---- hash tree ----
   uint64_t Pow(uint32_t e) const { return pow_[e]; }
@@ -430,6 +452,13 @@ class VolumeImpl final : public Volume {
   std::unordered_map<Id, uint64_t, IdHash> obj_to_ino_;
   uint64_t next_ino_ = 2;
   bool meta_dirty_ = false;
+  uint32_t version_ = format::kFormatVersion;
+  // Version 2: inodes whose records changed since the last commit, and
+  // committed inodes that were removed since (with their encoded sizes).
+  std::set<uint64_t> changed_;
+  std::map<uint64_t, size_t> removed_;
+  size_t manifest_bytes_ = 0;  // encoded size of the committed manifest
+  std::optional<format::ManifestState> shadow_;  // internal::VerifyDeltasInTests()
 
   std::unordered_map<NodeKey, CachedNode, NodeKeyHash> cache_;
   std::list<NodeKey> lru_;
@@ -498,23 +527,23 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   auth_only_ = (header_.flags & format::kFlagAuthenticatedOnly) != 0;
   for (uint32_t i = 0; i < 64; ++i) pow_[i] = format::Power(F_, i);
 
+  version_ = header_.version;
+  const bool v1 = version_ == format::kFormatVersion1;
+
   // Base manifest (the last checkpoint).
-  auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile), format::kMaxCommitBody + 64);
-  if (!mf_bytes.ok()) {
-    if (mf_bytes.status().code() == StatusCode::kNotFound) {
-      return IntegrityError("the manifest is missing");
-    }
-    return mf_bytes.status();
-  }
-  ASSIGN_OR_RETURN(auto mf, format::ParseManifestFile(*mf_bytes));
-  ASSIGN_OR_RETURN(auto manifest_aead, ManifestAead(mf.seq));
-  auto base_plain = manifest_aead->OpenRecord(format::ManifestAad(header_.volume_id, mf.seq), mf.sealed);
-  if (!base_plain.ok()) return IntegrityError("the manifest does not authenticate");
-  ASSIGN_OR_RETURN(format::Manifest base, format::DecodeManifest(*base_plain, C_));
-  if (base.seq != mf.seq) return IntegrityError("the manifest's sequence number does not match");
+  ASSIGN_OR_RETURN(Base base_file, ReadBase());
+  ASSIGN_OR_RETURN(format::Manifest base, format::DecodeManifest(base_file.manifest, C_));
+  if (base.seq != base_file.seq) return IntegrityError("the manifest's sequence number does not match");
   base_seq_ = base.seq;
-  Tag base_tag = format::ComputeTag(keys_.tag, header_.volume_id, base.seq, *base_plain);
+  const Tag base_tag = base_file.tag;
   base_ext_ = internal::ExtentsOf(base, C_);
+  // Version 2: commits are deltas, applied in order to the base state.
+  std::optional<format::ManifestState> base_state, state;
+  if (!v1) {
+    ASSIGN_OR_RETURN(auto bs, format::ManifestState::FromManifest(base));
+    base_state = std::move(bs);
+    state = base_state;
+  }
 
   // Journals, oldest first.
   ASSIGN_OR_RETURN(auto names, env_.ListDir(dir_));
@@ -547,28 +576,36 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(g));
     const size_t k = files.size();
     RETURN_IF_ERROR(internal::ScanJournal(
-        *file, header_.volume_id, g, C_, *jaead,
+        *file, header_.volume_id, version_, g, C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
           if (t.seq <= base.seq) return Status::Ok();
           if (broken_chain) {
             left_out_seq = std::max(left_out_seq, t.seq);
             return Status::Ok();
           }
-          auto m = format::DecodeManifest(t.manifest, C_);
-          if (t.seq != states.back().seq + 1 || !ConstantTimeEquals(t.prev_tag, states.back().tag) ||
-              !m.ok() || m->seq != t.seq) {
+          bool follows = t.seq == states.back().seq + 1 && ConstantTimeEquals(t.prev_tag, states.back().tag);
+          if (follows && v1) {
+            auto m = format::DecodeManifest(t.manifest, C_);
+            follows = m.ok() && m->seq == t.seq;
+          } else if (follows) {
+            auto d = format::DecodeDelta(t.manifest, C_);
+            follows = d.ok() && d->seq == t.seq && state->Apply(*d).ok();
+          }
+          if (!follows) {
             broken_chain = true;
             left_out_seq = std::max(left_out_seq, t.seq);
             return Status::Ok();
           }
-          states.push_back({t.seq, format::ComputeTag(keys_.tag, header_.volume_id, t.seq, t.manifest)});
+          states.push_back({t.seq, v1 ? format::ComputeTag(keys_.tag, header_.volume_id, t.seq, t.manifest)
+                                      : format::ComputeTagV2(keys_.tag, header_.volume_id, t.seq,
+                                                             states.back().tag, t.manifest)});
           accepted.insert({k, t.end});
           return Status::Ok();
         },
         &valid_end, &size));
     if (valid_end < size) {
       ASSIGN_OR_RETURN(uint64_t probed,
-                       internal::ProbeCommitsAfter(*file, header_.volume_id, g, C_, *jaead, valid_end));
+                       internal::ProbeCommitsAfter(*file, header_.volume_id, version_, g, C_, *jaead, valid_end));
       left_out_seq = std::max(left_out_seq, probed);
     }
     files.push_back(std::move(file));
@@ -608,7 +645,8 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   tag_ = states[chosen].tag;
 
   // Pass 2: overlay, extents and the chosen manifest.
-  Bytes chosen_manifest = chosen_seq == base.seq ? std::move(*base_plain) : Bytes();
+  Bytes chosen_manifest = chosen_seq == base.seq ? std::move(base_file.manifest) : Bytes();
+  state = std::move(base_state);
   std::vector<bool> retained(gens.size(), false);
   std::vector<uint64_t> truncate_at(gens.size(), 0);
   std::vector<uint64_t> commits(gens.size(), 0);
@@ -617,16 +655,27 @@ Status VolumeImpl::Init(const SecretBytes& key) {
     uint64_t dummy_end = 0, dummy_size = 0;
     ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(gens[k]));
     RETURN_IF_ERROR(internal::ScanJournal(
-        *files[k], header_.volume_id, gens[k], C_, *jaead,
+        *files[k], header_.volume_id, version_, gens[k], C_, *jaead,
         [&](internal::ScannedTxn&& t) -> Status {
           if (!accepted.count({k, t.end})) return Status::Ok();
           last_end[k] = t.end;
+          // The files a commit changed reach as far as it does; the others
+          // reach as far as in an earlier state.
+          auto extents = [&]() -> StatusOr<ExtentMap> {
+            if (v1) {
+              ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
+              return internal::ExtentsOf(m, C_);
+            }
+            ASSIGN_OR_RETURN(auto d, format::DecodeDelta(t.manifest, C_));
+            if (t.seq <= chosen_seq) RETURN_IF_ERROR(state->Apply(d));
+            return internal::ExtentsOf(d.records, C_);
+          };
           if (t.seq > chosen_seq) {
             // A newer commit than the one asked for. A writable open drops
             // it; a read-only one must not call its objects leftovers.
             if (read_only_) {
-              ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
-              internal::MergeExtents(later_ext_, internal::ExtentsOf(m, C_));
+              ASSIGN_OR_RETURN(ExtentMap e, extents());
+              internal::MergeExtents(later_ext_, e);
             }
             return Status::Ok();
           }
@@ -634,15 +683,20 @@ Status VolumeImpl::Init(const SecretBytes& key) {
           truncate_at[k] = t.end;
           commits[k]++;
           for (auto& [key, at] : t.pages) overlay_[key] = JournalLoc{gens[k], at};
-          ASSIGN_OR_RETURN(auto m, format::DecodeManifest(t.manifest, C_));
-          internal::MergeExtents(journal_ext_[gens[k]], internal::ExtentsOf(m, C_));
-          if (t.seq == chosen_seq) chosen_manifest = std::move(t.manifest);
+          ASSIGN_OR_RETURN(ExtentMap e, extents());
+          internal::MergeExtents(journal_ext_[gens[k]], e);
+          if (t.seq == chosen_seq && v1) chosen_manifest = std::move(t.manifest);
           return Status::Ok();
         },
         &dummy_end, &dummy_size));
   }
+  if (!v1 && chosen_seq != base.seq) chosen_manifest = format::EncodeManifest(state->ToManifest());
   ASSIGN_OR_RETURN(format::Manifest current, format::DecodeManifest(chosen_manifest, C_));
   RETURN_IF_ERROR(LoadManifest(current));
+  if (!v1 && internal::VerifyDeltasInTests()) {
+    ASSIGN_OR_RETURN(auto shadow, format::ManifestState::FromManifest(current));
+    shadow_ = std::move(shadow);
+  }
   RecomputeProtected();
 
   for (size_t k = 0; k < gens.size(); ++k) {
@@ -694,9 +748,14 @@ Status VolumeImpl::LoadManifest(const format::Manifest& m) {
   inodes_.clear();
   obj_to_ino_.clear();
   next_ino_ = m.next_ino;
+  changed_.clear();
+  removed_.clear();
+  manifest_bytes_ = 24;
   for (const auto& rec : m.inodes) {
     Inode in;
     in.rec = rec;
+    in.committed_bytes = format::EncodedRecordSize(rec);
+    manifest_bytes_ += in.committed_bytes;
     if (rec.type == InodeType::kFile) {
       in.rec.root.resize(F_, Entry{});
       in.height = format::TreeHeight(format::ChunkCount(rec.size, C_), F_);
@@ -710,34 +769,89 @@ Status VolumeImpl::LoadManifest(const format::Manifest& m) {
   return Status::Ok();
 }
 
+format::InodeRecord VolumeImpl::RecordOf(Inode& in) {
+  constexpr Entry kZeroEntry{};
+  // A file's root holds a whole block of entries, mostly unused: only the
+  // used prefix is copied.
+  size_t used = in.rec.root.size();
+  if (in.rec.type == InodeType::kFile) {
+    // Entries right of the one that leads to the last chunk are zero
+    // (Truncate clears them; only chunks past the end could use them):
+    // look for trailing zero entries from there.
+    const uint64_t n = format::ChunkCount(in.rec.size, C_);
+    const uint64_t reach = n == 0 || in.height == 0 ? 0 : (n - 1) / Pow(in.height - 1) + 1;
+    used = static_cast<size_t>(std::min<uint64_t>(used, reach));
+    while (used > 0 && in.rec.root[used - 1] == kZeroEntry) --used;
+  }
+  std::vector<Entry> root = std::move(in.rec.root);
+  format::InodeRecord rec = in.rec;
+  rec.root.assign(root.begin(), root.begin() + static_cast<ptrdiff_t>(used));
+  in.rec.root = std::move(root);
+  return rec;
+}
+
 format::Manifest VolumeImpl::BuildManifest(uint64_t seq) {
   format::Manifest m;
   m.seq = seq;
   m.next_ino = next_ino_;
   m.inodes.reserve(inodes_.size());
-  constexpr Entry kZeroEntry{};
   for (auto& [ino, in] : inodes_) {
-    if (!in.linked) continue;
-    // A file's root holds a whole block of entries, mostly unused: only
-    // the used prefix is copied (every commit lists every inode).
-    size_t used = in.rec.root.size();
-    if (in.rec.type == InodeType::kFile) {
-      // Entries right of the one that leads to the last chunk are zero
-      // (Truncate clears them; only chunks past the end could use them):
-      // look for trailing zero entries from there.
-      const uint64_t n = format::ChunkCount(in.rec.size, C_);
-      const uint64_t reach = n == 0 || in.height == 0 ? 0 : (n - 1) / Pow(in.height - 1) + 1;
-      used = static_cast<size_t>(std::min<uint64_t>(used, reach));
-      while (used > 0 && in.rec.root[used - 1] == kZeroEntry) --used;
-    }
-    std::vector<Entry> root = std::move(in.rec.root);
-    m.inodes.push_back(in.rec);
-    m.inodes.back().root.assign(root.begin(), root.begin() + static_cast<ptrdiff_t>(used));
-    in.rec.root = std::move(root);
+    if (in.linked) m.inodes.push_back(RecordOf(in));
   }
   std::sort(m.inodes.begin(), m.inodes.end(),
             [](const format::InodeRecord& a, const format::InodeRecord& b) { return a.ino < b.ino; });
   return m;
+}
+
+format::ManifestDelta VolumeImpl::BuildDelta(uint64_t seq) {
+  format::ManifestDelta d;
+  d.seq = seq;
+  d.next_ino = next_ino_;
+  for (uint64_t ino : changed_) {
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end() || !it->second.linked) continue;
+    d.records.push_back(RecordOf(it->second));
+  }
+  for (const auto& [ino, bytes] : removed_) d.removed.push_back(ino);
+  return d;
+}
+
+StatusOr<VolumeImpl::Base> VolumeImpl::ReadBase() {
+  auto mf_bytes = env_.ReadWholeFile(os::JoinPath(dir_, format::kManifestFile), format::kMaxCommitBody + 64);
+  if (!mf_bytes.ok()) {
+    if (mf_bytes.status().code() == StatusCode::kNotFound) {
+      return IntegrityError("the manifest is missing");
+    }
+    return mf_bytes.status();
+  }
+  ASSIGN_OR_RETURN(auto mf, format::ParseManifestFile(*mf_bytes, version_));
+  ASSIGN_OR_RETURN(auto manifest_aead, ManifestAead(mf.seq));
+  auto plain = manifest_aead->OpenRecord(format::ManifestAad(header_.volume_id, mf.seq, version_), mf.sealed);
+  if (!plain.ok()) return IntegrityError("the manifest does not authenticate");
+  Base b;
+  b.seq = mf.seq;
+  if (version_ == format::kFormatVersion1) {
+    b.manifest = std::move(*plain);
+    b.tag = format::ComputeTag(keys_.tag, header_.volume_id, b.seq, b.manifest);
+  } else {
+    if (plain->size() < b.tag.size()) return IntegrityError("the manifest is truncated");
+    std::copy(plain->begin(), plain->begin() + 32, b.tag.begin());
+    b.manifest.assign(plain->begin() + 32, plain->end());
+  }
+  return b;
+}
+
+Status VolumeImpl::WriteBase(uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest) {
+  Bytes plain;
+  if (version_ != format::kFormatVersion1) {
+    plain.reserve(tag.size() + manifest.size());
+    PutBytes(plain, tag);
+  }
+  PutBytes(plain, manifest);
+  ASSIGN_OR_RETURN(auto maead, ManifestAead(seq));
+  ASSIGN_OR_RETURN(Bytes sealed, maead->SealRecord(format::ManifestAad(header_.volume_id, seq, version_), plain));
+  return env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile),
+                                  format::EncodeManifestFile(seq, sealed, version_));
 }
 
 // ======================================================================
@@ -791,8 +905,10 @@ Inode& VolumeImpl::NewInode(uint64_t parent, const std::string& name, InodeType 
   uint64_t ino = in.rec.ino;
   inodes_.at(parent).children[name] = ino;
   inodes_.at(parent).rec.mtime_ns = in.rec.mtime_ns;
-  meta_dirty_ = true;
-  return inodes_.emplace(ino, std::move(in)).first->second;
+  Changed(inodes_.at(parent));
+  Inode& created = inodes_.emplace(ino, std::move(in)).first->second;
+  Changed(created);
+  return created;
 }
 
 void VolumeImpl::Unlink(uint64_t ino) {
@@ -800,7 +916,10 @@ void VolumeImpl::Unlink(uint64_t ino) {
   Inode& parent = inodes_.at(in.rec.parent);
   parent.children.erase(in.rec.name);
   parent.rec.mtime_ns = NowNs();
-  meta_dirty_ = true;
+  Changed(parent);
+  changed_.erase(ino);
+  if (in.committed_bytes > 0) removed_[ino] = in.committed_bytes;
+  in.committed_bytes = 0;
   if (in.open_count > 0) {
     in.linked = false;
   } else {
@@ -866,7 +985,9 @@ Status VolumeImpl::Rename(std::string_view from, std::string_view to) {
   s.rec.name = pn.second;
   inodes_.at(pn.first).children[pn.second] = src;
   inodes_.at(pn.first).rec.mtime_ns = now;
-  meta_dirty_ = true;
+  Changed(old_parent);
+  Changed(s);
+  Changed(inodes_.at(pn.first));
   return Status::Ok();
 }
 
@@ -998,7 +1119,7 @@ Status VolumeImpl::FlushNodes(Inode& f) {
     }
     std::copy(h.begin(), h.end(), parent_entry);
   }
-  meta_dirty_ = true;
+  Changed(f);
   return Status::Ok();
 }
 
@@ -1060,7 +1181,7 @@ void VolumeImpl::GrowTree(Inode& f, uint64_t chunks) {
     std::fill(f.rec.root.begin(), f.rec.root.end(), Entry{});
   }
   f.height = h2;
-  meta_dirty_ = true;
+  Changed(f);
 }
 
 Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
@@ -1069,7 +1190,7 @@ Status VolumeImpl::TruncateInode(Inode& f, uint64_t size) {
   }
   if (size == f.rec.size) return Status::Ok();
   f.rec.mtime_ns = NowNs();
-  meta_dirty_ = true;
+  Changed(f);
   if (size > f.rec.size) {
     GrowTree(f, format::ChunkCount(size, C_));
     f.rec.size = size;
@@ -1262,6 +1383,7 @@ Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, const u
     std::copy(leaves[k].begin(), leaves[k].end(), e);
   }
   f.rec.encryptions += count;
+  Changed(f);
   // One write call per run (parallel writes into one file only contend for
   // its lock).
   return WritePages(obj, PageKind::kData, first * C_, std::span<const uint8_t>(buf, count * C_));
@@ -1296,7 +1418,7 @@ Status VolumeImpl::Rekey(Inode& f) {
   f.rec.root = t.rec.root;
   f.rec.encryptions = t.rec.encryptions;
   f.height = t.height;
-  meta_dirty_ = true;
+  Changed(f);
   return Status::Ok();
 }
 
@@ -1337,7 +1459,7 @@ Status VolumeImpl::WriteRange(Inode& f, uint64_t off, std::span<const uint8_t> d
   }
   f.rec.size = std::max(f.rec.size, end);
   f.rec.mtime_ns = NowNs();
-  meta_dirty_ = true;
+  Changed(f);
   return Status::Ok();
 }
 
@@ -1524,9 +1646,39 @@ StatusOr<Tag> VolumeImpl::Commit() {
     //    page frames, sealed under the metadata key.
     RETURN_IF_ERROR(EnsureJournal());
     const uint64_t seq = seq_ + 1;
-    format::Manifest m = BuildManifest(seq);
-    Bytes manifest = format::EncodeManifest(m);
-    if (manifest.size() + 8 + 64 + crypto::kAeadNonceSize + crypto::kAeadTagSize > format::kMaxCommitBody) {
+    constexpr size_t kCommitOverhead = 8 + 64 + crypto::kAeadNonceSize + crypto::kAeadTagSize;
+    // Version 1 commits the whole manifest, version 2 what changed (the
+    // whole manifest must still fit in a base manifest).
+    format::ManifestDelta delta;
+    ExtentMap ext;
+    size_t total = manifest_bytes_;
+    Bytes manifest;
+    if (version_ == format::kFormatVersion1) {
+      format::Manifest m = BuildManifest(seq);
+      manifest = format::EncodeManifest(m);
+      total = manifest.size();
+      ext = internal::ExtentsOf(m, C_);
+    } else {
+      delta = BuildDelta(seq);
+      for (const auto& rec : delta.records) {
+        total += format::EncodedRecordSize(rec);
+        total -= inodes_.at(rec.ino).committed_bytes;
+      }
+      for (const auto& [ino, bytes] : removed_) total -= bytes;
+      manifest = format::EncodeDelta(delta);
+      ext = internal::ExtentsOf(delta.records, C_);
+      if (shadow_) {
+        Status applied = shadow_->Apply(delta);
+        format::Manifest want = BuildManifest(seq);
+        if (!applied.ok() || format::EncodeManifest(shadow_->ToManifest()) != format::EncodeManifest(want) ||
+            shadow_->encoded_size() != total) {
+          too_large = true;  // keep the volume usable: nothing was written
+          return InternalError("self-check: commit " + std::to_string(seq) +
+                               "'s delta does not match the volume's state (" + applied.ToString() + ")");
+        }
+      }
+    }
+    if (std::max(manifest.size(), total) + kCommitOverhead > format::kMaxCommitBody) {
       too_large = true;  // nothing of the commit was written: the volume stays usable
       return ResourceExhausted("the volume's metadata exceeds " +
                                std::to_string(format::kMaxCommitBody >> 20) + " MiB (too many files)");
@@ -1539,7 +1691,8 @@ StatusOr<Tag> VolumeImpl::Commit() {
     PutBytes(plain, manifest);
     Journal& j = journals_.back();
     ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
-    ASSIGN_OR_RETURN(Bytes sealed, jaead->SealRecord(format::CommitAad(header_.volume_id, j.gen, seq), plain));
+    ASSIGN_OR_RETURN(Bytes sealed,
+                     jaead->SealRecord(format::CommitAad(header_.volume_id, j.gen, seq, version_), plain));
     Bytes frame = format::EncodeCommitFrame(seq, sealed);
     uint64_t at = 0;
     RETURN_IF_ERROR(Append(frame, &at));
@@ -1548,8 +1701,15 @@ StatusOr<Tag> VolumeImpl::Commit() {
     if (txn_created_journal_) RETURN_IF_ERROR(env_.SyncDir(dir_));
     // 3. Durable: this is now the volume's state.
     seq_ = seq;
-    tag_ = format::ComputeTag(keys_.tag, header_.volume_id, seq, manifest);
-    ExtentMap ext = internal::ExtentsOf(m, C_);
+    if (version_ == format::kFormatVersion1) {
+      tag_ = format::ComputeTag(keys_.tag, header_.volume_id, seq, manifest);
+    } else {
+      tag_ = format::ComputeTagV2(keys_.tag, header_.volume_id, seq, tag_, manifest);
+      for (const auto& rec : delta.records) inodes_.at(rec.ino).committed_bytes = format::EncodedRecordSize(rec);
+    }
+    manifest_bytes_ = total;
+    changed_.clear();
+    removed_.clear();
     internal::MergeExtents(journal_ext_[j.gen], ext);
     internal::MergeExtents(protected_, ext);
     txn_pages_ = false;
@@ -1593,39 +1753,72 @@ Status VolumeImpl::Checkpoint() {
   uint64_t last_seq = 0;
   std::set<std::pair<Id, int>> touched;
   uint64_t valid_end = 0, size = 0;
+  // Version 2: the journal's deltas are applied to the base state, and the
+  // tags chained from the base's.
+  const bool v1 = version_ == format::kFormatVersion1;
+  std::optional<format::ManifestState> state;
+  Tag last_tag{};
+  if (!v1) {
+    ASSIGN_OR_RETURN(Base b, ReadBase());
+    ASSIGN_OR_RETURN(format::Manifest m, format::DecodeManifest(b.manifest, C_));
+    if (b.seq != base_seq_ || m.seq != b.seq) return IntegrityError("the base manifest changed under the writer");
+    ASSIGN_OR_RETURN(auto st, format::ManifestState::FromManifest(std::move(m)));
+    state = std::move(st);
+    last_tag = b.tag;
+  }
   ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
+  // Only the newest copy of each page is copied: what copying every one in
+  // journal order would leave (a database rewrites its log page at every
+  // commit, so most copies are superseded).
+  std::unordered_map<PageKey, uint64_t, PageKeyHash> newest;
   RETURN_IF_ERROR(internal::ScanJournal(
-      *j.file, header_.volume_id, j.gen, C_, *jaead,
+      *j.file, header_.volume_id, version_, j.gen, C_, *jaead,
       [&](internal::ScannedTxn&& t) -> Status {
         if (t.seq <= base_seq_) return Status::Ok();
-        for (auto& [key, at] : t.pages) {
-          size_t got = 0;
-          RETURN_IF_ERROR(j.file->ReadAt(at, page, &got));
-          if (got != C_) return IoError("journal shrank during a checkpoint");
-          ASSIGN_OR_RETURN(os::File * file, ObjectFile(key.obj, key.kind, true));
-          RETURN_IF_ERROR(file->WriteAt(key.offset, page));
-          touched.insert({key.obj, static_cast<int>(key.kind)});
+        if (!v1) {
+          if (!ConstantTimeEquals(t.prev_tag, last_tag)) {
+            return IntegrityError("the journal's commits do not follow the base manifest");
+          }
+          ASSIGN_OR_RETURN(auto d, format::DecodeDelta(t.manifest, C_));
+          RETURN_IF_ERROR(state->Apply(d));
+          last_tag = format::ComputeTagV2(keys_.tag, header_.volume_id, t.seq, last_tag, t.manifest);
         }
+        for (auto& [key, at] : t.pages) newest[key] = at;
         last_seq = t.seq;
         last_manifest = std::move(t.manifest);
         return Status::Ok();
       },
       &valid_end, &size));
+  std::vector<std::pair<PageKey, uint64_t>> copies(newest.begin(), newest.end());
+  std::sort(copies.begin(), copies.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.obj, a.first.kind, a.first.offset) < std::tie(b.first.obj, b.first.kind, b.first.offset);
+  });
+  for (const auto& [key, at] : copies) {
+    size_t got = 0;
+    RETURN_IF_ERROR(j.file->ReadAt(at, page, &got));
+    if (got != C_) return IoError("journal shrank during a checkpoint");
+    ASSIGN_OR_RETURN(os::File * file, ObjectFile(key.obj, key.kind, true));
+    RETURN_IF_ERROR(file->WriteAt(key.offset, page));
+    touched.insert({key.obj, static_cast<int>(key.kind)});
+  }
   for (const auto& [obj, kind] : touched) {
     ASSIGN_OR_RETURN(os::File * file, ObjectFile(obj, static_cast<PageKind>(kind), true));
     RETURN_IF_ERROR(file->Sync());
   }
   if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
   if (last_seq > base_seq_) {
-    ASSIGN_OR_RETURN(auto maead, ManifestAead(last_seq));
-    ASSIGN_OR_RETURN(Bytes sealed, maead->SealRecord(format::ManifestAad(header_.volume_id, last_seq),
-                                                     last_manifest));
-    RETURN_IF_ERROR(env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile),
-                                             format::EncodeManifestFile(last_seq, sealed)));
+    if (v1) {
+      RETURN_IF_ERROR(WriteBase(last_seq, last_tag, last_manifest));
+    } else {
+      RETURN_IF_ERROR(WriteBase(last_seq, last_tag, format::EncodeManifest(state->ToManifest())));
+    }
     base_seq_ = last_seq;
   }
   const uint64_t gen = j.gen;
   base_ext_ = std::move(journal_ext_[gen]);
+  // Version 2: the journal's extents cover only the files its commits
+  // changed; the new base state's other files reach as far as before.
+  if (!v1) internal::MergeExtents(base_ext_, internal::ExtentsOf(state->ToManifest(), C_));
   journal_ext_.erase(gen);
   for (auto it = overlay_.begin(); it != overlay_.end();) {
     it = it->second.gen == gen ? overlay_.erase(it) : std::next(it);
@@ -1773,9 +1966,15 @@ StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string
   m.inodes.push_back(root);
   ASSIGN_OR_RETURN(SecretBytes mkey, format::DeriveManifestKey(key, h.volume_id, 0));
   ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(mkey));
-  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(h.volume_id, 0), format::EncodeManifest(m)));
+  // Version 2: the base manifest carries its state's tag; a new volume's
+  // tag has a zero previous tag and covers the whole manifest.
+  const Bytes manifest = format::EncodeManifest(m);
+  Bytes plain;
+  PutBytes(plain, format::ComputeTagV2(keys.tag, h.volume_id, 0, Tag{}, manifest));
+  PutBytes(plain, manifest);
+  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(h.volume_id, 0, h.version), plain));
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile),
-                                          format::EncodeManifestFile(0, sealed)));
+                                          format::EncodeManifestFile(0, sealed, h.version)));
   // The header goes last: a directory without one is not a volume yet.
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kHeaderFile),
                                           format::EncodeHeader(h, keys.header)));

@@ -32,6 +32,8 @@ using ExtentMap = std::unordered_map<Id, Extent, IdHash>;
 
 void MergeExtents(ExtentMap& into, const ExtentMap& from);
 ExtentMap ExtentsOf(const format::Manifest& m, uint32_t chunk_size);
+// Extents of the files among `records` (the files a delta changes).
+ExtentMap ExtentsOf(const std::vector<format::InodeRecord>& records, uint32_t chunk_size);
 
 struct PageKey {
   Id obj;
@@ -52,7 +54,7 @@ struct ScannedTxn {
   uint64_t seq = 0;
   uint64_t end = 0;  // journal offset just past its commit frame
   format::Tag prev_tag{};  // tag of the state this commit follows
-  Bytes manifest;    // plaintext manifest of the state it commits
+  Bytes manifest;    // v1: plaintext manifest of the state it commits; v2: its delta
   std::vector<std::pair<PageKey, uint64_t>> pages;  // page -> offset of its bytes
 };
 
@@ -61,8 +63,8 @@ struct ScannedTxn {
 // generation) and whose page frames match the digest in it. Stops at the first frame that is incomplete or does not verify
 // (the torn tail of an interrupted commit). `*valid_end` receives the
 // offset just past the last good commit, `*file_size` the file's size.
-Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generation,
-                   uint32_t chunk_size, crypto::Aead& journal_aead,
+Status ScanJournal(os::File& file, const format::Id& volume_id, uint32_t version,
+                   uint64_t generation, uint32_t chunk_size, crypto::Aead& journal_aead,
                    const std::function<Status(ScannedTxn&&)>& on_txn,
                    uint64_t* valid_end, uint64_t* file_size);
 
@@ -72,8 +74,15 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint64_t generat
 // commit frames). A crash leaves at most the one commit that was being
 // written behind that point; anything later means the journal was damaged.
 StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
-                                     uint64_t generation, uint32_t chunk_size,
+                                     uint32_t version, uint64_t generation, uint32_t chunk_size,
                                      crypto::Aead& journal_aead, uint64_t from);
+
+// Self-check for tests (costs time proportional to the volume's metadata
+// per commit): when set, a version-2 writer applies each commit's delta to
+// the previous state before writing it and compares the result with its
+// whole current state; a difference fails the commit with an internal
+// error. Volume tests set it through test_util.h.
+bool& VerifyDeltasInTests();
 
 // Object file names: 32 hex digits, plus ".m" for the node file.
 std::string ObjectName(const Id& id, format::PageKind kind);
