@@ -15,7 +15,7 @@
 #      pgbench, the client, runs natively.
 #
 # The shield variant runs against a CAS and a LAS of its own on loopback
-# (relayed attestation, rollback-protected volumes: every commit is reported
+# (relayed attestation, rollback-protected volumes: commits are reported
 # to the CAS). The server's data directory is made by initdb through
 # `cloister run` (initdb execs /bin/sh, postgres and locale, which join the
 # shield: "Programs that exec" in docs/runtime.md); if that fails, the report
