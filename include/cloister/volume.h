@@ -124,6 +124,7 @@ struct VolumeInfo {
   uint64_t seq;          // number of the last commit
   Tag tag;               // tag of the last commit
   std::string volume_id; // hex
+  uint32_t format_version = 0;  // docs/volume-format.md: 1 or 2
 };
 
 struct VerifyReport {

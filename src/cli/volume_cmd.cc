@@ -399,6 +399,7 @@ Status VerifyCmd(const Args& a) {
     nlohmann::json j{{"ok", r.problems.empty()},
                      {"tag", volume::TagToHex(info.tag)},
                      {"commit", info.seq},
+                     {"format_version", info.format_version},
                      {"files", r.files},
                      {"directories", r.directories},
                      {"symlinks", r.symlinks},
@@ -407,10 +408,10 @@ Status VerifyCmd(const Args& a) {
                      {"problems", r.problems}};
     std::printf("%s\n", j.dump(2).c_str());
   } else if (r.problems.empty()) {
-    std::printf("ok: %llu files, %llu directories, %s authenticated; commit %llu, tag %s\n",
+    std::printf("ok: %llu files, %llu directories, %s authenticated; format version %u, commit %llu, tag %s\n",
                 static_cast<unsigned long long>(r.files), static_cast<unsigned long long>(r.directories),
-                HumanBytes(static_cast<double>(r.bytes)).c_str(), static_cast<unsigned long long>(info.seq),
-                volume::TagToHex(info.tag).c_str());
+                HumanBytes(static_cast<double>(r.bytes)).c_str(), info.format_version,
+                static_cast<unsigned long long>(info.seq), volume::TagToHex(info.tag).c_str());
   }
   if (!r.problems.empty()) {
     for (const auto& p : r.problems) std::fprintf(stderr, "cloister: volume %s: %s\n", a.volume_dir.c_str(), p.c_str());

@@ -99,7 +99,7 @@ endif()
 
 if(CLOISTER_TESTS)
   add_executable(runtime_test ${CLOISTER_RUNTIME_DIR}/runtime_test.cc ${CLOISTER_RUNTIME_DIR}/relayed_test.cc
-    ${CLOISTER_RUNTIME_DIR}/shield_test.cc)
+    ${CLOISTER_RUNTIME_DIR}/shield_test.cc ${CLOISTER_RUNTIME_DIR}/shield_report_test.cc)
   target_link_libraries(runtime_test PRIVATE cloister_runtime_core OpenSSL::SSL OpenSSL::Crypto
     GTest::gtest GTest::gtest_main)
   add_test(NAME runtime_test COMMAND runtime_test)

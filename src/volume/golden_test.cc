@@ -186,6 +186,7 @@ TEST_P(GoldenVersionTest, VolumesOpenVerifyAndReadBack) {
     o.expected_tag = *TagFromHex(tag_hex);
     auto v = Volume::Open(os::Env::Posix(), GoldenDir(version) + "/" + name, g.key, o);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ((*v)->Info().format_version, static_cast<uint32_t>(version));
     auto desc = Describe(**v);
     ASSERT_TRUE(desc.ok()) << desc.status().ToString();
     EXPECT_EQ(*desc, g.expect[name]);
@@ -234,6 +235,7 @@ TEST(GoldenTest, Version1VolumesStayWritableInVersion1) {
     again.expected_tag = last;
     auto v = Volume::Open(os::Env::Posix(), dir, g.key, again);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ((*v)->Info().format_version, 1u);
     for (int i = 0; i < 3; ++i) {
       auto data = ReadFile(**v, "/added-" + std::to_string(i));
       ASSERT_TRUE(data.ok());

@@ -276,7 +276,7 @@ class VolumeImpl final : public Volume {
     return VolumeInfo{
         (header_.flags & format::kFlagAuthenticatedOnly) ? Protection::kAuthenticatedOnly
                                                           : Protection::kEncrypted,
-        C_, seq_, tag_, HexEncode(header_.volume_id)};
+        C_, seq_, tag_, HexEncode(header_.volume_id), version_};
   }
   StatusOr<VerifyReport> Verify() override;
 
