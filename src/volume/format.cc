@@ -576,15 +576,20 @@ static void PutFrameHeader(Bytes& out, FrameType type, size_t body) {
   PutU32(out, static_cast<uint32_t>(body));
 }
 
-Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
-                      std::span<const uint8_t> page) {
-  Bytes out;
-  out.reserve(kFrameHeaderSize + kIdSize + 9 + page.size());
+void AppendPageFrame(Bytes& out, const Id& object, PageKind kind, uint64_t offset,
+                     std::span<const uint8_t> page) {
   PutFrameHeader(out, FrameType::kPage, kIdSize + 9 + page.size());
   PutBytes(out, object);
   PutU8(out, static_cast<uint8_t>(kind));
   PutU64(out, offset);
   PutBytes(out, page);
+}
+
+Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
+                      std::span<const uint8_t> page) {
+  Bytes out;
+  out.reserve(kFrameHeaderSize + kIdSize + 9 + page.size());
+  AppendPageFrame(out, object, kind, offset, page);
   return out;
 }
 

@@ -222,6 +222,10 @@ std::optional<uint64_t> ParseJournalName(const std::string& name);
 // PAGE: object id, kind, offset, page bytes.
 Bytes EncodePageFrame(const Id& object, PageKind kind, uint64_t offset,
                       std::span<const uint8_t> page);
+// Appends the same bytes to `out`.
+void AppendPageFrame(Bytes& out, const Id& object, PageKind kind, uint64_t offset,
+                     std::span<const uint8_t> page);
+constexpr size_t PageFrameSize(uint32_t chunk_size) { return kFrameHeaderSize + kIdSize + 9 + chunk_size; }
 // COMMIT: seq and a sealed record of (digest of the txn's page frames ||
 // tag of the state it follows || manifest bytes (v1) or delta bytes (v2)).
 Bytes EncodeCommitFrame(uint64_t seq, std::span<const uint8_t> sealed);

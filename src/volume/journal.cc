@@ -100,19 +100,30 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint32_t version
   uint64_t off = 0;
   crypto::Sha256Hasher hasher;
   ScannedTxn txn;
-  Bytes frame;
+  // The journal is read in windows of 1 MiB (a frame is usually a few KiB).
+  constexpr uint64_t kWindow = uint64_t{1} << 20;
+  Bytes window;
+  uint64_t window_off = 0;
+  auto bytes_at = [&](uint64_t at, uint64_t n, std::span<const uint8_t>* out) -> StatusOr<bool> {
+    if (at < window_off || at + n > window_off + window.size()) {
+      window.resize(static_cast<size_t>(std::min(size - at, std::max(n, kWindow))));
+      size_t got = 0;
+      RETURN_IF_ERROR(file.ReadAt(at, window, &got));
+      window.resize(got);
+      window_off = at;
+      if (got < n) return false;
+    }
+    *out = std::span<const uint8_t>(window).subspan(static_cast<size_t>(at - window_off), static_cast<size_t>(n));
+    return true;
+  };
   while (off + format::kFrameHeaderSize <= size) {
-    frame.resize(format::kFrameHeaderSize);
-    size_t got = 0;
-    RETURN_IF_ERROR(file.ReadAt(off, frame, &got));
-    if (got < frame.size()) break;
+    std::span<const uint8_t> frame;
+    ASSIGN_OR_RETURN(bool complete, bytes_at(off, format::kFrameHeaderSize, &frame));
+    if (!complete) break;
     auto body = format::FrameBodyLength(frame, chunk_size);
     if (!body || off + format::kFrameHeaderSize + *body > size) break;
-    frame.resize(format::kFrameHeaderSize + *body);
-    RETURN_IF_ERROR(file.ReadAt(off + format::kFrameHeaderSize,
-                                std::span<uint8_t>(frame).subspan(format::kFrameHeaderSize),
-                                &got));
-    if (got < *body) break;
+    ASSIGN_OR_RETURN(complete, bytes_at(off, format::kFrameHeaderSize + *body, &frame));
+    if (!complete) break;
     auto f = format::ParseFrame(frame, chunk_size);
     if (!f) break;
     if (f->type == format::FrameType::kPage) {

@@ -487,6 +487,7 @@ class VolumeImpl final : public Volume {
   ExtentMap protected_;
 
   crypto::Sha256Hasher txn_hash_;
+  Bytes frames_;  // PAGE frames on their way to the journal
   bool txn_pages_ = false;
   std::set<std::pair<Id, int>> txn_inplace_;
   bool txn_created_objects_ = false;
@@ -1583,13 +1584,28 @@ Status VolumeImpl::WritePages(const Id& obj, PageKind kind, uint64_t offset,
       txn_inplace_.insert({obj, static_cast<int>(kind)});
       k += run;
     } else {
-      Bytes frame = format::EncodePageFrame(obj, kind, off, pages.subspan(k * C_, C_));
+      // A run of pages for the journal: their frames in one write.
+      uint64_t run = 1;
+      while (k + run < count) {
+        const uint64_t o = off + run * C_;
+        if (o >= limit && !overlay_.count(PageKey{obj, kind, o})) break;
+        ++run;
+      }
+      frames_.clear();
+      frames_.reserve(run * format::PageFrameSize(C_));
+      for (uint64_t i = 0; i < run; ++i) {
+        format::AppendPageFrame(frames_, obj, kind, off + i * C_, pages.subspan((k + i) * C_, C_));
+      }
       uint64_t at = 0;
-      RETURN_IF_ERROR(Append(frame, &at));
-      txn_hash_.Update(frame);
+      RETURN_IF_ERROR(Append(frames_, &at));
+      txn_hash_.Update(frames_);
       txn_pages_ = true;
-      overlay_[key] = JournalLoc{journals_.back().gen, at + format::kFrameHeaderSize + format::kIdSize + 9};
-      ++k;
+      for (uint64_t i = 0; i < run; ++i) {
+        overlay_[PageKey{obj, kind, off + i * C_}] =
+            JournalLoc{journals_.back().gen,
+                       at + i * format::PageFrameSize(C_) + format::kFrameHeaderSize + format::kIdSize + 9};
+      }
+      k += run;
     }
   }
   return Status::Ok();
