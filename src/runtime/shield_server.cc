@@ -139,6 +139,7 @@ class ServerImpl : public Server {
   CommitListener listener_;
   std::unique_ptr<CommitReporter> reporter_;
   std::vector<uint8_t> chunk_buf_, check_buf_;
+  std::vector<std::pair<uint64_t, uint64_t>> marked_;  // Flush's dirty words, kept between flushes
   cloister::SecretBytes join_key_;
   std::map<int, Ticket> tickets_;
   // Sockets through which clients bring the server end of a new
@@ -288,7 +289,8 @@ Status ServerImpl::Flush(Loaded& f) {
   // write is done, so a chunk taken here lies within the size read below
   // (read before, it could miss a write that extended the file meanwhile,
   // and the chunk would be taken but not written).
-  std::vector<std::pair<uint64_t, uint64_t>> marked;  // word index, bits
+  std::vector<std::pair<uint64_t, uint64_t>>& marked = marked_;  // word index, bits
+  marked.clear();
   auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(f.dirty) + kDirtyBitsOffset);
   uint64_t end = f.dirty->marked_end.load(std::memory_order_acquire);
   for (uint64_t w = 0; w * 64 < end; ++w) {

@@ -56,6 +56,21 @@ using internal::PageKeyHash;
 
 constexpr size_t kBatchChunks = 256;
 
+// The base manifest file (section 8.3; version 2: the state's tag, then
+// the manifest), sealed under `manifest_key` = K_manifest(seq).
+StatusOr<Bytes> EncodeBaseFile(const SecretBytes& manifest_key, const Id& volume_id, uint32_t version,
+                               uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest) {
+  Bytes plain;
+  if (version != format::kFormatVersion1) {
+    plain.reserve(tag.size() + manifest.size());
+    PutBytes(plain, tag);
+  }
+  PutBytes(plain, manifest);
+  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(manifest_key));
+  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(volume_id, seq, version), plain));
+  return format::EncodeManifestFile(seq, sealed, version);
+}
+
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -646,7 +661,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   tag_ = states[chosen].tag;
 
   // Pass 2: overlay, extents and the chosen manifest.
-  Bytes chosen_manifest = chosen_seq == base.seq ? std::move(base_file.manifest) : Bytes();
+  Bytes chosen_manifest = chosen_seq == base.seq && v1 ? std::move(base_file.manifest) : Bytes();
   state = std::move(base_state);
   std::vector<bool> retained(gens.size(), false);
   std::vector<uint64_t> truncate_at(gens.size(), 0);
@@ -691,8 +706,14 @@ Status VolumeImpl::Init(const SecretBytes& key) {
         },
         &dummy_end, &dummy_size));
   }
-  if (!v1 && chosen_seq != base.seq) chosen_manifest = format::EncodeManifest(state->ToManifest());
-  ASSIGN_OR_RETURN(format::Manifest current, format::DecodeManifest(chosen_manifest, C_));
+  // Version 2: the chosen state is the base with the deltas up to it
+  // applied (each checked as it was applied).
+  format::Manifest current;
+  if (!v1) {
+    current = state->ToManifest();
+  } else {
+    ASSIGN_OR_RETURN(current, format::DecodeManifest(chosen_manifest, C_));
+  }
   RETURN_IF_ERROR(LoadManifest(current));
   if (!v1 && internal::VerifyDeltasInTests()) {
     ASSIGN_OR_RETURN(auto shadow, format::ManifestState::FromManifest(current));
@@ -843,16 +864,9 @@ StatusOr<VolumeImpl::Base> VolumeImpl::ReadBase() {
 }
 
 Status VolumeImpl::WriteBase(uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest) {
-  Bytes plain;
-  if (version_ != format::kFormatVersion1) {
-    plain.reserve(tag.size() + manifest.size());
-    PutBytes(plain, tag);
-  }
-  PutBytes(plain, manifest);
-  ASSIGN_OR_RETURN(auto maead, ManifestAead(seq));
-  ASSIGN_OR_RETURN(Bytes sealed, maead->SealRecord(format::ManifestAad(header_.volume_id, seq, version_), plain));
-  return env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile),
-                                  format::EncodeManifestFile(seq, sealed, version_));
+  ASSIGN_OR_RETURN(SecretBytes k, format::DeriveManifestKey(key_, header_.volume_id, seq));
+  ASSIGN_OR_RETURN(Bytes file, EncodeBaseFile(k, header_.volume_id, version_, seq, tag, manifest));
+  return env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile), file);
 }
 
 // ======================================================================
@@ -1822,11 +1836,12 @@ Status VolumeImpl::Checkpoint() {
     RETURN_IF_ERROR(file->Sync());
   }
   if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
+  const format::Manifest new_base = v1 ? format::Manifest() : state->ToManifest();
   if (last_seq > base_seq_) {
     if (v1) {
       RETURN_IF_ERROR(WriteBase(last_seq, last_tag, last_manifest));
     } else {
-      RETURN_IF_ERROR(WriteBase(last_seq, last_tag, format::EncodeManifest(state->ToManifest())));
+      RETURN_IF_ERROR(WriteBase(last_seq, last_tag, format::EncodeManifest(new_base)));
     }
     base_seq_ = last_seq;
   }
@@ -1834,7 +1849,7 @@ Status VolumeImpl::Checkpoint() {
   base_ext_ = std::move(journal_ext_[gen]);
   // Version 2: the journal's extents cover only the files its commits
   // changed; the new base state's other files reach as far as before.
-  if (!v1) internal::MergeExtents(base_ext_, internal::ExtentsOf(state->ToManifest(), C_));
+  if (!v1) internal::MergeExtents(base_ext_, internal::ExtentsOf(new_base, C_));
   journal_ext_.erase(gen);
   for (auto it = overlay_.begin(); it != overlay_.end();) {
     it = it->second.gen == gen ? overlay_.erase(it) : std::next(it);
@@ -1981,16 +1996,12 @@ StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string
   root.mtime_ns = NowNs();
   m.inodes.push_back(root);
   ASSIGN_OR_RETURN(SecretBytes mkey, format::DeriveManifestKey(key, h.volume_id, 0));
-  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(mkey));
-  // Version 2: the base manifest carries its state's tag; a new volume's
-  // tag has a zero previous tag and covers the whole manifest.
+  // A new volume's tag has a zero previous tag and covers the whole
+  // manifest; the base manifest carries it.
   const Bytes manifest = format::EncodeManifest(m);
-  Bytes plain;
-  PutBytes(plain, format::ComputeTagV2(keys.tag, h.volume_id, 0, Tag{}, manifest));
-  PutBytes(plain, manifest);
-  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(h.volume_id, 0, h.version), plain));
-  RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile),
-                                          format::EncodeManifestFile(0, sealed, h.version)));
+  const Tag tag = format::ComputeTagV2(keys.tag, h.volume_id, 0, Tag{}, manifest);
+  ASSIGN_OR_RETURN(Bytes base, EncodeBaseFile(mkey, h.volume_id, h.version, 0, tag, manifest));
+  RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile), base));
   // The header goes last: a directory without one is not a volume yet.
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kHeaderFile),
                                           format::EncodeHeader(h, keys.header)));
