@@ -243,7 +243,8 @@ TEST(ModelTest, RandomOperationsMatchThePlainModel) {
     }
     crashes += run.steps_with_crash;
   }
-  EXPECT_GT(crashes, 100u);
+  // About one step in 200 crashes the writer (24 seeds gave well over 100).
+  EXPECT_GT(crashes, 4 * seeds);
 }
 
 }  // namespace
