@@ -1157,6 +1157,46 @@ TEST_F(TamperTest, OneFileRolledBackAfterOverwriteAndCheckpoint) {
   }
 }
 
+// A journal that the running writer filled is checkpointed from what the
+// writer knows (where each page's newest copy lies, the journal's last
+// state) without reading the journal's records back. A page changed on
+// disk in between is copied into the object as it is, and from then on the
+// file fails to authenticate: in the running writer and after a reopen.
+TEST_F(TamperTest, JournalPageChangedBeforeItsCheckpointFailsAtRead) {
+  OpenOptions writer;
+  writer.journal_rotate_bytes = 1;  // every commit fills its journal
+  ASSERT_NO_FATAL_FAILURE(Create(Protection::kEncrypted, writer));
+  ASSERT_NO_FATAL_FAILURE(Put("/a", Pattern(40 * kChunk, 1)));    // in place: a new object
+  ASSERT_NO_FATAL_FAILURE(Patch("/a", 0, Pattern(40 * kChunk, 2)));  // overwrite: pages in the journal
+  // The commit before was checkpointed; the overwrite's journal waits for
+  // the next commit.
+  std::vector<std::string> journals;
+  const std::vector<std::string> before = env_.ListDir(kVol).value();
+  for (const auto& name : before) {
+    if (format::ParseJournalName(name)) journals.push_back(std::string(kVol) + "/" + name);
+  }
+  ASSERT_EQ(journals.size(), 1u);
+  Bytes raw = env_.Contents(journals[0]).value();
+  size_t pages = 0;
+  for (const auto& f : Frames(raw)) {
+    if (f.type != format::FrameType::kPage) continue;
+    if (++pages == 3) raw[f.offset + format::kFrameHeaderSize + format::kIdSize + 9 + 17] ^= 0x01;
+  }
+  ASSERT_GE(pages, 40u);
+  ASSERT_OK(env_.SetContents(journals[0], raw));
+  ASSERT_NO_FATAL_FAILURE(Put("/b", Pattern(100, 3)));  // checkpoints the overwrite
+  ASSERT_NO_FATAL_FAILURE(Put("/c", Pattern(100, 4)));  // the writer carries on
+  const std::vector<std::string> after = env_.ListDir(kVol).value();
+  for (const auto& name : after) {
+    ASSERT_TRUE(std::string(kVol) + "/" + name != journals[0]) << "the journal was not checkpointed";
+  }
+  auto running = ReadFile(*v_, "/a");
+  EXPECT_EQ(running.status().code(), StatusCode::kIntegrity) << running.status().ToString();
+  ASSERT_OK(ReadFile(*v_, "/b").status());
+  Close();
+  ExpectReadFails({"/a"});
+}
+
 // Objects copied after commit 1, file grown in commit 2, copies restored.
 TEST_F(TamperTest, OneFileRolledBackAfterAppend) {
   ASSERT_NO_FATAL_FAILURE(BuildStandard());

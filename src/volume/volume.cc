@@ -108,6 +108,15 @@ struct CachedNode {
   std::list<NodeKey>::iterator lru;
 };
 
+// Version 2: a full journal's last state, taken when this writer filled
+// the journal, so that its checkpoint need not read the journal back.
+struct JournalEnd {
+  uint64_t seq = 0;
+  Tag tag{};
+  Bytes manifest;  // the state's whole manifest, encoded
+  ExtentMap extents;
+};
+
 struct Journal {
   uint64_t gen = 0;
   std::unique_ptr<os::File> file;
@@ -115,6 +124,11 @@ struct Journal {
   uint64_t commits = 0;
   uint64_t allocated = 0;  // the file's size: `size` and zeros after it
   bool grown = true;       // the file's size changed since its last sync
+  // Created by this writer: every page it holds is in `pages` (where its
+  // newest copy lies), and `end` is set once the journal is full.
+  bool own = false;
+  std::unordered_map<PageKey, uint64_t, PageKeyHash> pages;
+  std::optional<JournalEnd> end;
 };
 
 struct JournalLoc {
@@ -1614,10 +1628,12 @@ Status VolumeImpl::WritePages(const Id& obj, PageKind kind, uint64_t offset,
       RETURN_IF_ERROR(Append(frames_, &at));
       txn_hash_.Update(frames_);
       txn_pages_ = true;
+      Journal& j = journals_.back();
       for (uint64_t i = 0; i < run; ++i) {
-        overlay_[PageKey{obj, kind, off + i * C_}] =
-            JournalLoc{journals_.back().gen,
-                       at + i * format::PageFrameSize(C_) + format::kFrameHeaderSize + format::kIdSize + 9};
+        const uint64_t page_at = at + i * format::PageFrameSize(C_) + format::kFrameHeaderSize + format::kIdSize + 9;
+        const PageKey page{obj, kind, off + i * C_};
+        overlay_[page] = JournalLoc{j.gen, page_at};
+        if (j.own) j.pages[page] = page_at;
       }
       k += run;
     }
@@ -1631,6 +1647,7 @@ Status VolumeImpl::EnsureJournal() {
   ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(gen)),
                                             os::OpenMode::kCreateNew));
   journals_.push_back(Journal{gen, std::move(file), 0, 0});
+  journals_.back().own = true;
   need_new_journal_ = false;
   txn_created_journal_ = true;
   return Status::Ok();
@@ -1762,9 +1779,14 @@ Status VolumeImpl::Rotate() {
   // most two journals are kept, the oldest being applied when a third would
   // begin. The newest commit always stays in a journal.
   if (journals_.empty()) return Status::Ok();
-  const Journal& j = journals_.back();
+  Journal& j = journals_.back();
   if (j.size >= opts_.journal_rotate_bytes || j.commits >= format::kMaxCommitsPerJournal) {
     need_new_journal_ = true;
+    // The state now is the journal's last one (no commit follows in it).
+    if (j.own && !j.end && version_ != format::kFormatVersion1 && !Dirty()) {
+      format::Manifest m = BuildManifest(seq_);
+      j.end = JournalEnd{seq_, tag_, format::EncodeManifest(m), internal::ExtentsOf(m, C_)};
+    }
   }
   while (journals_.size() > 2 || (need_new_journal_ && journals_.size() == 2)) {
     RETURN_IF_ERROR(Checkpoint());
@@ -1784,11 +1806,18 @@ Status VolumeImpl::Checkpoint() {
   std::set<std::pair<Id, int>> touched;
   uint64_t valid_end = 0, size = 0;
   // Version 2: the journal's deltas are applied to the base state, and the
-  // tags chained from the base's.
+  // tags chained from the base's; or, for a journal this writer filled, its
+  // pages and last state are known without reading it back.
   const bool v1 = version_ == format::kFormatVersion1;
+  const bool known = !v1 && j.own && j.end.has_value();
   std::optional<format::ManifestState> state;
   Tag last_tag{};
-  if (!v1) {
+  std::unordered_map<PageKey, uint64_t, PageKeyHash> scanned;
+  const auto& newest = known ? j.pages : scanned;
+  if (known) {
+    last_seq = j.end->seq;
+    last_tag = j.end->tag;
+  } else if (!v1) {
     ASSIGN_OR_RETURN(Base b, ReadBase());
     ASSIGN_OR_RETURN(format::Manifest m, format::DecodeManifest(b.manifest, C_));
     if (b.seq != base_seq_ || m.seq != b.seq) return IntegrityError("the base manifest changed under the writer");
@@ -1800,8 +1829,7 @@ Status VolumeImpl::Checkpoint() {
   // Only the newest copy of each page is copied: what copying every one in
   // journal order would leave (a database rewrites its log page at every
   // commit, so most copies are superseded).
-  std::unordered_map<PageKey, uint64_t, PageKeyHash> newest;
-  RETURN_IF_ERROR(internal::ScanJournal(
+  if (!known) RETURN_IF_ERROR(internal::ScanJournal(
       *j.file, header_.volume_id, version_, j.gen, C_, *jaead,
       [&](internal::ScannedTxn&& t) -> Status {
         if (t.seq <= base_seq_) return Status::Ok();
@@ -1813,7 +1841,7 @@ Status VolumeImpl::Checkpoint() {
           RETURN_IF_ERROR(state->Apply(d));
           last_tag = format::ComputeTagV2(keys_.tag, header_.volume_id, t.seq, last_tag, t.manifest);
         }
-        for (auto& [key, at] : t.pages) newest[key] = at;
+        for (auto& [key, at] : t.pages) scanned[key] = at;
         last_seq = t.seq;
         last_manifest = std::move(t.manifest);
         return Status::Ok();
@@ -1836,12 +1864,17 @@ Status VolumeImpl::Checkpoint() {
     RETURN_IF_ERROR(file->Sync());
   }
   if (txn_created_objects_) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
-  const format::Manifest new_base = v1 ? format::Manifest() : state->ToManifest();
+  ExtentMap new_base_ext;
   if (last_seq > base_seq_) {
     if (v1) {
       RETURN_IF_ERROR(WriteBase(last_seq, last_tag, last_manifest));
+    } else if (known) {
+      RETURN_IF_ERROR(WriteBase(last_seq, last_tag, j.end->manifest));
+      new_base_ext = j.end->extents;
     } else {
+      const format::Manifest new_base = state->ToManifest();
       RETURN_IF_ERROR(WriteBase(last_seq, last_tag, format::EncodeManifest(new_base)));
+      new_base_ext = internal::ExtentsOf(new_base, C_);
     }
     base_seq_ = last_seq;
   }
@@ -1849,7 +1882,7 @@ Status VolumeImpl::Checkpoint() {
   base_ext_ = std::move(journal_ext_[gen]);
   // Version 2: the journal's extents cover only the files its commits
   // changed; the new base state's other files reach as far as before.
-  if (!v1) internal::MergeExtents(base_ext_, internal::ExtentsOf(new_base, C_));
+  if (!v1) internal::MergeExtents(base_ext_, new_base_ext);
   journal_ext_.erase(gen);
   for (auto it = overlay_.begin(); it != overlay_.end();) {
     it = it->second.gen == gen ? overlay_.erase(it) : std::next(it);
