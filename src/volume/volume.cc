@@ -57,17 +57,16 @@ using internal::PageKeyHash;
 constexpr size_t kBatchChunks = 256;
 
 // The base manifest file (section 8.3; version 2: the state's tag, then
-// the manifest), sealed under `manifest_key` = K_manifest(seq).
-StatusOr<Bytes> EncodeBaseFile(const SecretBytes& manifest_key, const Id& volume_id, uint32_t version,
-                               uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest) {
+// the manifest), sealed with `manifest_aead`, keyed with K_manifest(seq).
+StatusOr<Bytes> EncodeBaseFile(crypto::Aead& manifest_aead, const Id& volume_id, uint32_t version, uint64_t seq,
+                               const Tag& tag, std::span<const uint8_t> manifest) {
   Bytes plain;
   if (version != format::kFormatVersion1) {
     plain.reserve(tag.size() + manifest.size());
     PutBytes(plain, tag);
   }
   PutBytes(plain, manifest);
-  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(manifest_key));
-  ASSIGN_OR_RETURN(Bytes sealed, aead->SealRecord(format::ManifestAad(volume_id, seq, version), plain));
+  ASSIGN_OR_RETURN(Bytes sealed, manifest_aead.SealRecord(format::ManifestAad(volume_id, seq, version), plain));
   return format::EncodeManifestFile(seq, sealed, version);
 }
 
@@ -878,8 +877,8 @@ StatusOr<VolumeImpl::Base> VolumeImpl::ReadBase() {
 }
 
 Status VolumeImpl::WriteBase(uint64_t seq, const Tag& tag, std::span<const uint8_t> manifest) {
-  ASSIGN_OR_RETURN(SecretBytes k, format::DeriveManifestKey(key_, header_.volume_id, seq));
-  ASSIGN_OR_RETURN(Bytes file, EncodeBaseFile(k, header_.volume_id, version_, seq, tag, manifest));
+  ASSIGN_OR_RETURN(auto maead, ManifestAead(seq));
+  ASSIGN_OR_RETURN(Bytes file, EncodeBaseFile(*maead, header_.volume_id, version_, seq, tag, manifest));
   return env_.WriteFileAtomically(os::JoinPath(dir_, format::kManifestFile), file);
 }
 
@@ -1825,28 +1824,30 @@ Status VolumeImpl::Checkpoint() {
     state = std::move(st);
     last_tag = b.tag;
   }
-  ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
   // Only the newest copy of each page is copied: what copying every one in
   // journal order would leave (a database rewrites its log page at every
   // commit, so most copies are superseded).
-  if (!known) RETURN_IF_ERROR(internal::ScanJournal(
-      *j.file, header_.volume_id, version_, j.gen, C_, *jaead,
-      [&](internal::ScannedTxn&& t) -> Status {
-        if (t.seq <= base_seq_) return Status::Ok();
-        if (!v1) {
-          if (!ConstantTimeEquals(t.prev_tag, last_tag)) {
-            return IntegrityError("the journal's commits do not follow the base manifest");
+  if (!known) {
+    ASSIGN_OR_RETURN(crypto::Aead * jaead, JournalAead(j.gen));
+    RETURN_IF_ERROR(internal::ScanJournal(
+        *j.file, header_.volume_id, version_, j.gen, C_, *jaead,
+        [&](internal::ScannedTxn&& t) -> Status {
+          if (t.seq <= base_seq_) return Status::Ok();
+          if (!v1) {
+            if (!ConstantTimeEquals(t.prev_tag, last_tag)) {
+              return IntegrityError("the journal's commits do not follow the base manifest");
+            }
+            ASSIGN_OR_RETURN(auto d, format::DecodeDelta(t.manifest, C_));
+            RETURN_IF_ERROR(state->Apply(d));
+            last_tag = format::ComputeTagV2(keys_.tag, header_.volume_id, t.seq, last_tag, t.manifest);
           }
-          ASSIGN_OR_RETURN(auto d, format::DecodeDelta(t.manifest, C_));
-          RETURN_IF_ERROR(state->Apply(d));
-          last_tag = format::ComputeTagV2(keys_.tag, header_.volume_id, t.seq, last_tag, t.manifest);
-        }
-        for (auto& [key, at] : t.pages) scanned[key] = at;
-        last_seq = t.seq;
-        last_manifest = std::move(t.manifest);
-        return Status::Ok();
-      },
-      &valid_end, &size));
+          for (auto& [key, at] : t.pages) scanned[key] = at;
+          last_seq = t.seq;
+          last_manifest = std::move(t.manifest);
+          return Status::Ok();
+        },
+        &valid_end, &size));
+  }
   std::vector<std::pair<PageKey, uint64_t>> copies(newest.begin(), newest.end());
   std::sort(copies.begin(), copies.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first.obj, a.first.kind, a.first.offset) < std::tie(b.first.obj, b.first.kind, b.first.offset);
@@ -2033,7 +2034,8 @@ StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string
   // manifest; the base manifest carries it.
   const Bytes manifest = format::EncodeManifest(m);
   const Tag tag = format::ComputeTagV2(keys.tag, h.volume_id, 0, Tag{}, manifest);
-  ASSIGN_OR_RETURN(Bytes base, EncodeBaseFile(mkey, h.volume_id, h.version, 0, tag, manifest));
+  ASSIGN_OR_RETURN(auto maead, crypto::Aead::New(mkey));
+  ASSIGN_OR_RETURN(Bytes base, EncodeBaseFile(*maead, h.volume_id, h.version, 0, tag, manifest));
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kManifestFile), base));
   // The header goes last: a directory without one is not a volume yet.
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kHeaderFile),
