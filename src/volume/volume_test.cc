@@ -280,6 +280,68 @@ TEST_F(VolumeTest, OverwritesGoThroughTheJournalAndCheckpoint) {
   EXPECT_TRUE(report->problems.empty());
 }
 
+TEST_F(VolumeTest, CheckpointPutsRunsOfPagesInPlace) {
+  // A checkpoint reads pages whose frames follow each other in one read and
+  // writes pages that follow each other in an object in one write. Mixed
+  // here: a sequential rewrite longer than one copy batch, spread over
+  // commits; scattered writes to a second file between its runs; and runs
+  // written backwards (next to each other in the object, not in the journal).
+  OpenOptions o;
+  o.journal_rotate_bytes = 256 * 1024;
+  v_ = Reopen(o);
+  const uint64_t C = 512;
+  Bytes big = Pattern(700 * C, 21);
+  Bytes small = Pattern(40 * C, 22);
+  ASSERT_OK(WriteFile(*v_, "/big", big));
+  ASSERT_OK(WriteFile(*v_, "/small", small));
+  ASSERT_TRUE(v_->Commit().ok());
+  std::mt19937 rng(23);
+  OpenFlags w;
+  w.write = true;
+  auto put = [](Bytes& model, uint64_t off, const Bytes& patch) {
+    std::copy(patch.begin(), patch.end(), model.begin() + static_cast<ptrdiff_t>(off));
+  };
+  for (int pass = 0; pass < 3; ++pass) {
+    auto b = v_->OpenFile("/big", w);
+    auto s = v_->OpenFile("/small", w);
+    ASSERT_TRUE(b.ok() && s.ok());
+    for (uint64_t c = 0; c < 700; c += 70) {
+      if (c / 70 % 3 == 1) {
+        for (uint64_t k = 70; k-- > 0;) {
+          Bytes patch = Pattern(C, static_cast<uint32_t>(rng()));
+          ASSERT_OK((*b)->WriteAt((c + k) * C, patch));
+          put(big, (c + k) * C, patch);
+        }
+      } else {
+        Bytes patch = Pattern(70 * C, static_cast<uint32_t>(rng()));
+        ASSERT_OK((*b)->WriteAt(c * C, patch));
+        put(big, c * C, patch);
+      }
+      uint64_t off = rng() % (small.size() - 300);
+      Bytes p2 = Pattern(300, static_cast<uint32_t>(rng()));
+      ASSERT_OK((*s)->WriteAt(off, p2));
+      put(small, off, p2);
+      if (c / 70 % 2 == 1) {
+        ASSERT_TRUE(v_->Commit().ok());
+      }
+    }
+    ASSERT_TRUE(v_->Commit().ok());
+    ASSERT_LE(JournalCount(), 2u);
+    EXPECT_EQ(*ReadFile(*v_, "/big"), big);
+    EXPECT_EQ(*ReadFile(*v_, "/small"), small);
+  }
+  OpenOptions expect;
+  expect.expected_tag = v_->Info().tag;
+  expect.journal_rotate_bytes = 1;  // the open checkpoints what it can
+  v_ = Reopen(expect);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/big"), big);
+  EXPECT_EQ(*ReadFile(*v_, "/small"), small);
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->problems.empty());
+}
+
 TEST_F(VolumeTest, PreviousCommitStaysReachable) {
   ASSERT_OK(WriteFile(*v_, "/f", Str("one")));
   Tag t1 = *v_->Commit();
