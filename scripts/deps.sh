@@ -18,7 +18,8 @@ cloister_install() {
 }
 
 CLOISTER_BUILD_DEPS=(build-essential cmake pkg-config libssl-dev libsqlite3-dev libgfshare-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev)
-CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev python3 openssl curl mariadb-server postgresql)
+CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev python3 openssl curl mariadb-server postgresql
+  swtpm swtpm-tools tpm2-tools)
 
 # cloister_build DIR [cmake args...]
 # Optimized, with line tables only (-g1): backtraces and profiles name files

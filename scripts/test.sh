@@ -5,7 +5,8 @@
 #     UndefinedBehaviorSanitizer;
 #  3. the tests that use threads under ThreadSanitizer;
 #  4. short libFuzzer runs over the parsers of untrusted input (volume
-#     structures on disk, session documents uploaded to the CAS, evidence).
+#     structures on disk, session documents uploaded to the CAS, evidence,
+#     hardware quotes and reports).
 source "$(dirname "$0")/deps.sh"
 cd "$CLOISTER_ROOT"
 
@@ -53,20 +54,21 @@ cmake --build build-tsan -j "$(nproc)" --target "${tsan_tests[@]}"
 (cd build-tsan && ctest --output-on-failure -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$")
 phase_done "ThreadSanitizer"
 
-echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-30} s)"
+echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-25} s)"
 # The libraries are instrumented for coverage too (fuzzer-no-link), so the
 # fuzzer sees the branches of the parsers, not only of the harness.
 cmake -S "$CLOISTER_ROOT" -B build-fuzz "${SANITIZER_FLAGS[@]}" -DCMAKE_CXX_COMPILER=clang++ \
   -DCLOISTER_FUZZ=ON -DCLOISTER_TESTS=OFF -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz evidence_fuzz las_wire_fuzz
+cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz evidence_fuzz las_wire_fuzz \
+  dcap_fuzz snp_fuzz tpm_quote_fuzz
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
-  -max_total_time="${CLOISTER_FUZZ_SECONDS:-30}" -print_final_stats=1 2>&1 | tail -3
-echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-20} s, seeded from tests/policy)"
+  -max_total_time="${CLOISTER_FUZZ_SECONDS:-25}" -print_final_stats=1 2>&1 | tail -3
+echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-15} s, seeded from tests/policy)"
 mkdir "$corpus/policy"
 ./build-fuzz/policy_fuzz "$corpus/policy" tests/policy -dict=tests/policy/policy_fuzz.dict -max_len=65536 \
-  -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-20}" -print_final_stats=1 2>&1 | tail -3
+  -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-15}" -print_final_stats=1 2>&1 | tail -3
 
 echo "== evidence fuzz smoke run (libFuzzer, ${CLOISTER_EVIDENCE_FUZZ_SECONDS:-10} s, seeded with a signed evidence)"
 mkdir "$corpus/evidence"
@@ -77,6 +79,26 @@ echo "== LAS socket and base64 fuzz smoke run (libFuzzer, ${CLOISTER_WIRE_FUZZ_S
 mkdir "$corpus/wire"
 ./build-fuzz/las_wire_fuzz "$corpus/wire" -max_len=4096 -max_total_time="${CLOISTER_WIRE_FUZZ_SECONDS:-10}" \
   -print_final_stats=1 2>&1 | tail -3
+
+# Hardware evidence, seeded with the public vectors (real quotes and
+# reports) when they sit next to the source tree, and with well-formed
+# examples the targets write themselves.
+hw_seconds="${CLOISTER_HW_FUZZ_SECONDS:-6}"
+echo "== hardware evidence fuzz smoke runs (libFuzzer, $hw_seconds s each)"
+vectors="${CLOISTER_TESTDATA:-$CLOISTER_ROOT/../shared/testdata}"
+mkdir "$corpus/dcap" "$corpus/snp" "$corpus/tpm"
+if [[ -f "$vectors/attestation/MANIFEST.md" ]]; then
+  export CLOISTER_TESTDATA="$vectors"
+  cp "$vectors"/attestation/dcap-qvl/{sgx,tdx}_quote "$vectors"/attestation/trustee/tdx_quote_5.dat "$corpus/dcap/"
+  cp "$vectors"/attestation/tpm/quote.msg "$vectors"/attestation/tpm/quote.sig.tss "$corpus/tpm/"
+else
+  echo "(attestation vectors not found: seeds are the targets' own examples only)"
+fi
+./build-fuzz/dcap_fuzz "$corpus/dcap" -max_len=16384 -max_total_time="$hw_seconds" -print_final_stats=1 2>&1 | tail -3
+CLOISTER_FUZZ_SEEDS="$corpus/snp" ./build-fuzz/snp_fuzz "$corpus/snp" -max_len=2048 -max_total_time="$hw_seconds" \
+  -print_final_stats=1 2>&1 | tail -3
+CLOISTER_FUZZ_SEEDS="$corpus/tpm" ./build-fuzz/tpm_quote_fuzz "$corpus/tpm" -max_len=4096 \
+  -max_total_time="$hw_seconds" -print_final_stats=1 2>&1 | tail -3
 
 phase_done "fuzzing"
 echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -35,6 +35,7 @@ constexpr CommandGroup kGroups[] = {
     {"cas", "Operate the CAS: init with key shares, unseal, status", RegisterCasCommands},
     {"node", "Nodes (LAS) that joined the CAS: list, revoke", RegisterNodeCommands},
     {"measure", "Print the measurement (SHA-256) a session lists for a program", RegisterMeasureCommand, true},
+    {"attest", "Hardware evidence: verify a quote offline against Intel's collateral", RegisterAttestCommands},
     {"run", "Run a program under the runtime: attest to the CAS, then start it with its session's configuration",
      RegisterRunCommand, true},
 };

@@ -56,6 +56,7 @@ void RegisterCasCommands(CLI::App& app, int* exit_code);
 void RegisterMeasureCommand(CLI::App& app, int* exit_code);
 void RegisterNodeCommands(CLI::App& app, int* exit_code);
 void RegisterRunCommand(CLI::App& app, int* exit_code);
+void RegisterAttestCommands(CLI::App& app, int* exit_code);
 
 
 int Main(int argc, char** argv);
