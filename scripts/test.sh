@@ -54,7 +54,7 @@ cmake --build build-tsan -j "$(nproc)" --target "${tsan_tests[@]}"
 (cd build-tsan && ctest --output-on-failure -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$")
 phase_done "ThreadSanitizer"
 
-echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-25} s)"
+echo "== fuzz smoke run (libFuzzer, ${CLOISTER_FUZZ_SECONDS:-20} s)"
 # The libraries are instrumented for coverage too (fuzzer-no-link), so the
 # fuzzer sees the branches of the parsers, not only of the harness.
 cmake -S "$CLOISTER_ROOT" -B build-fuzz "${SANITIZER_FLAGS[@]}" -DCMAKE_CXX_COMPILER=clang++ \
@@ -64,11 +64,11 @@ cmake --build build-fuzz -j "$(nproc)" --target volume_format_fuzz policy_fuzz e
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 CLOISTER_FUZZ_SEEDS="$corpus" ./build-fuzz/volume_format_fuzz "$corpus" -max_len=65536 \
-  -max_total_time="${CLOISTER_FUZZ_SECONDS:-25}" -print_final_stats=1 2>&1 | tail -3
-echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-15} s, seeded from tests/policy)"
+  -max_total_time="${CLOISTER_FUZZ_SECONDS:-20}" -print_final_stats=1 2>&1 | tail -3
+echo "== policy fuzz smoke run (libFuzzer, ${CLOISTER_POLICY_FUZZ_SECONDS:-12} s, seeded from tests/policy)"
 mkdir "$corpus/policy"
 ./build-fuzz/policy_fuzz "$corpus/policy" tests/policy -dict=tests/policy/policy_fuzz.dict -max_len=65536 \
-  -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-15}" -print_final_stats=1 2>&1 | tail -3
+  -max_total_time="${CLOISTER_POLICY_FUZZ_SECONDS:-12}" -print_final_stats=1 2>&1 | tail -3
 
 echo "== evidence fuzz smoke run (libFuzzer, ${CLOISTER_EVIDENCE_FUZZ_SECONDS:-10} s, seeded with a signed evidence)"
 mkdir "$corpus/evidence"
@@ -83,7 +83,7 @@ mkdir "$corpus/wire"
 # Hardware evidence, seeded with the public vectors (real quotes and
 # reports) when they sit next to the source tree, and with well-formed
 # examples the targets write themselves.
-hw_seconds="${CLOISTER_HW_FUZZ_SECONDS:-6}"
+hw_seconds="${CLOISTER_HW_FUZZ_SECONDS:-5}"
 echo "== hardware evidence fuzz smoke runs (libFuzzer, $hw_seconds s each)"
 vectors="${CLOISTER_TESTDATA:-$CLOISTER_ROOT/../shared/testdata}"
 mkdir "$corpus/dcap" "$corpus/snp" "$corpus/tpm"

@@ -711,6 +711,7 @@ Status CheckCrls(const PckChain& chain, const DcapCollateral& col, int64_t now, 
   if (root_crl->Revokes(*chain.ca)) return IntegrityError("dcap: " + chain.ca->name() + " is revoked by the root CA's CRL");
   if (pck_crl->Revokes(*chain.pck)) return IntegrityError("dcap: the PCK certificate is revoked by " + chain.ca->name());
   v.checks.push_back("CRLs of " + chain.root->name() + " and " + chain.ca->name() + ": nothing in the chain revoked");
+  v.revocation_checked = true;
   return Status::Ok();
 }
 

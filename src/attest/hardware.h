@@ -71,6 +71,8 @@ struct HardwareVerdict {
   TcbStatus tcb_status = TcbStatus::kNotEvaluated;
   // Intel advisory IDs ("INTEL-SA-00289", ...) of the matched TCB level.
   std::vector<std::string> advisories;
+  // CRLs were given and checked (nothing in the chain revoked).
+  bool revocation_checked = false;
   // The earliest nextUpdate / expiry of the collateral used (0: none), so
   // a caller can see how long the verdict stays current.
   int64_t collateral_expires_unix = 0;

@@ -259,6 +259,7 @@ Status CheckCrls(const Chain& chain, const SnpCollateral& collateral, int64_t no
     }
     if ((*crl)->next_update_unix() != 0) expires = std::min(expires, (*crl)->next_update_unix());
     v.checks.push_back(mid + " not revoked (" + which + " of " + chain.ark->name() + ")");
+    v.revocation_checked = true;
   }
   return Status::Ok();
 }

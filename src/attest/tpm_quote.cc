@@ -870,6 +870,9 @@ StatusOr<Bytes> AesCfbEncrypt(const SecretBytes& key, std::span<const uint8_t> p
   Ptr<EVP_CIPHER> cipher(EVP_CIPHER_fetch(nullptr, name, nullptr));
   Ptr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   uint8_t iv[16] = {};
+  // A credential is at most a digest and a few bytes; the bound also tells
+  // the compiler the size below cannot wrap.
+  if (plaintext.size() > 1024) return InternalError("tpm: AES-CFB input too long");
   Bytes out(plaintext.size() + 16);
   int len = 0, tail = 0;
   bool ok = cipher && ctx &&

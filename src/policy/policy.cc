@@ -394,6 +394,8 @@ class Validator {
   void ReadVolumes(const Node* n, Policy& p);
   void ReadAccessPolicy(const Node* n, AccessPolicy& a);
   void ReadSecurity(const Node* n, AttestationPolicy& a);
+  void ReadExpect(const Node* n, AttestationPolicy& a);
+  void ReadHexList(const Node* v, const std::string& path, size_t digits, std::vector<std::string>& out);
   void CheckReferences(const Policy& p);
   void CheckPlaceholders(const Policy& p);
   template <typename Named>
@@ -426,7 +428,26 @@ constexpr std::string_view kImportFields[] = {"session", "secret", "session_hash
 constexpr std::string_view kVolumeFields[] = {"name", "key", "tag", "update_policy"};
 constexpr std::string_view kAccessFields[] = {"read", "update", "delete"};
 constexpr std::string_view kSecurityFields[] = {"attestation"};
-constexpr std::string_view kAttestationFields[] = {"allowed", "tolerate", "ignore_advisories"};
+constexpr std::string_view kAttestationFields[] = {"allowed", "tolerate", "ignore_advisories", "expect"};
+constexpr std::string_view kExpectTypes[] = {"sgx", "tdx", "snp", "tpm"};
+// For each evidence type: the fields that list accepted values (hex of the
+// given length), the fields that set minimums, and where they go.
+struct ExpectField {
+  std::string_view field;
+  size_t hex_digits;  // 0: a minimum (integer) instead
+  std::string_view claim;
+};
+constexpr ExpectField kSgxExpect[] = {{"mrenclave", 64, "mrenclave"}, {"mrsigner", 64, "mrsigner"},
+                                      {"min_isvsvn", 0, "isvsvn"}, {"isvprodid", 0, "isvprodid"}};
+constexpr ExpectField kTdxExpect[] = {{"mrtd", 96, "mrtd"},          {"rtmr0", 96, "rtmr0"},
+                                      {"rtmr1", 96, "rtmr1"},        {"rtmr2", 96, "rtmr2"},
+                                      {"rtmr3", 96, "rtmr3"},        {"mrseam", 96, "mrseam"},
+                                      {"mrsignerseam", 96, "mrsignerseam"}, {"mrconfigid", 96, "mrconfigid"},
+                                      {"mrowner", 96, "mrowner"},    {"mrownerconfig", 96, "mrownerconfig"}};
+constexpr ExpectField kSnpExpect[] = {{"measurement", 96, "measurement"}, {"host_data", 64, "host_data"},
+                                      {"id_key_digest", 96, "id_key_digest"}, {"family_id", 32, "family_id"},
+                                      {"image_id", 32, "image_id"},      {"min_guest_svn", 0, "guest_svn"}};
+constexpr std::string_view kSnpTcbParts[] = {"bootloader", "tee", "snp", "microcode", "fmc"};
 constexpr std::string_view kEvidenceTypes[] = {"sim", "tpm", "tdx", "snp", "sgx"};
 constexpr std::string_view kTolerations[] = {"simulation", "debug", "outdated-tcb", "sw-hardening-needed",
                                              "configuration-needed"};
@@ -1074,11 +1095,131 @@ void Validator::ReadSecurity(const Node* n, AttestationPolicy& a) {
   if (allowed != nullptr && allowed->IsSequence() && allowed->children.empty()) {
     Error(allowed, "security.attestation.allowed", "is empty: no service could ever start");
   }
+  if (const Node* e = af.Get("expect")) ReadExpect(e, a);
   bool sim = std::find(a.allowed.begin(), a.allowed.end(), "sim") != a.allowed.end();
   bool tolerated = std::find(a.tolerate.begin(), a.tolerate.end(), "simulation") != a.tolerate.end();
   if (sim && !tolerated) {
     Error(allowed, "security.attestation.allowed",
           "'sim' evidence proves nothing; allow it only together with tolerate: [simulation]");
+  }
+}
+
+void Validator::ReadExpect(const Node* n, AttestationPolicy& a) {
+  const std::string base = "security.attestation.expect";
+  if (!IsMapNode(n, base)) return;
+  Fields types = ReadFields(n, base, kExpectTypes);
+  for (std::string_view type : kExpectTypes) {
+    const Node* t = types.Get(type);
+    if (t == nullptr) continue;
+    const std::string tpath = Child(base, type);
+    if (!IsMapNode(t, tpath)) continue;
+    AttestationPolicy::Expected out;
+    // Hex values (any of a list) and minimums, per the table of the type.
+    auto read_table = [&](std::span<const ExpectField> table, std::vector<std::string_view> extra) {
+      std::vector<std::string_view> names;
+      for (const ExpectField& f : table) names.push_back(f.field);
+      names.insert(names.end(), extra.begin(), extra.end());
+      Fields f = ReadFields(t, tpath, names);
+      for (const ExpectField& ef : table) {
+        const Node* v = f.Get(ef.field);
+        if (v == nullptr) continue;
+        const std::string path = Child(tpath, ef.field);
+        if (ef.hex_digits == 0) {
+          if (auto i = Int(v, path, 0, 65535)) {
+            if (ef.field.rfind("min_", 0) == 0) {
+              out.at_least[std::string(ef.claim)] = static_cast<uint64_t>(*i);
+            } else {
+              out.one_of[std::string(ef.claim)] = {std::to_string(*i)};
+            }
+          }
+          continue;
+        }
+        ReadHexList(v, path, ef.hex_digits, out.one_of[std::string(ef.claim)]);
+      }
+      return f;
+    };
+    if (type == "sgx") {
+      read_table(kSgxExpect, {});
+    } else if (type == "tdx") {
+      read_table(kTdxExpect, {});
+    } else if (type == "snp") {
+      Fields f = read_table(kSnpExpect, {"min_tcb"});
+      if (const Node* m = f.Get("min_tcb")) {
+        const std::string mpath = Child(tpath, "min_tcb");
+        if (IsMapNode(m, mpath)) {
+          Fields parts = ReadFields(m, mpath, kSnpTcbParts);
+          for (std::string_view part : kSnpTcbParts) {
+            if (const Node* v = parts.Get(part)) {
+              if (auto i = Int(v, Child(mpath, part), 0, 255)) {
+                out.at_least["reported_tcb." + std::string(part)] = static_cast<uint64_t>(*i);
+              }
+            }
+          }
+        }
+      }
+    } else {  // tpm
+      static constexpr std::string_view kTpmFields[] = {"pcrs"};
+      Fields f = ReadFields(t, tpath, kTpmFields);
+      if (const Node* pcrs = f.Get("pcrs")) {
+        const std::string ppath = Child(tpath, "pcrs");
+        if (IsMapNode(pcrs, ppath)) {
+          for (size_t i = 0; i < pcrs->MapSize(); ++i) {
+            const Node* key = pcrs->Key(i);
+            const std::string kpath = Child(ppath, key->IsScalar() ? key->value : "?");
+            auto index = Int(key, kpath, 0, 23);
+            if (!index) continue;
+            auto& list = out.one_of["pcr" + std::to_string(*index)];
+            if (!list.empty()) {
+              Error(key, kpath, "duplicate PCR");
+              continue;
+            }
+            ReadHexList(pcrs->Value(i), kpath, 64, list);
+          }
+        }
+      }
+    }
+    // Lists that failed to read leave empty entries behind: drop them.
+    for (auto it = out.one_of.begin(); it != out.one_of.end();) {
+      it = it->second.empty() ? out.one_of.erase(it) : std::next(it);
+    }
+    a.expect[std::string(type)] = std::move(out);
+  }
+}
+
+void Validator::ReadHexList(const Node* v, const std::string& path, size_t digits, std::vector<std::string>& out) {
+  // One value or a list of accepted values.
+  std::vector<std::string> items;
+  std::vector<const Node*> nodes;
+  if (v->IsSequence()) {
+    auto list = Strings(v, path);
+    if (!list) return;
+    items = std::move(*list);
+    for (const Node* c : v->children) nodes.push_back(c);
+  } else {
+    auto one = String(v, path);
+    if (!one) return;
+    items.push_back(std::move(*one));
+    nodes.push_back(v);
+  }
+  if (items.empty()) {
+    Error(v, path, "is empty: no evidence could match");
+    return;
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string ipath = v->IsSequence() ? Index(path, i) : path;
+    if (!IsHexDigits(items[i], digits)) {
+      Error(nodes[i], ipath, Quoted(items[i]) + " is not " + std::to_string(digits) + " hex digits");
+      out.clear();
+      return;
+    }
+    std::string lower = Lower(items[i]);
+    if (!seen.insert(lower).second) {
+      Error(nodes[i], ipath, "duplicate entry");
+      out.clear();
+      return;
+    }
+    out.push_back(std::move(lower));
   }
 }
 

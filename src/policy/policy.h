@@ -51,6 +51,17 @@ struct AttestationPolicy {
   // configuration-needed. `sim` evidence needs "simulation".
   std::vector<std::string> tolerate;
   std::vector<std::string> ignore_advisories;
+  // `expect`: by evidence type (sgx, tdx, snp, tpm), the claims the
+  // hardware evidence must carry. Claim names are those of the verifiers
+  // (src/attest/hardware.h): `expect.tdx.mrtd` becomes one_of["mrtd"],
+  // `expect.sgx.min_isvsvn` at_least["isvsvn"], `expect.snp.min_tcb.snp`
+  // at_least["reported_tcb.snp"], `expect.tpm.pcrs.7` one_of["pcr7"].
+  // Values are lowercase hex (or decimal).
+  struct Expected {
+    std::map<std::string, std::vector<std::string>> one_of;
+    std::map<std::string, uint64_t> at_least;
+  };
+  std::map<std::string, Expected> expect;
 };
 
 struct Mount {

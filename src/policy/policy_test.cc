@@ -451,6 +451,57 @@ TEST(PolicyErrorTest, AttestationValues) {
   EXPECT_EQ(e.path, "security.attestation.ignore_advisories[0]");
 }
 
+TEST(PolicyTest, ExpectedHardwareClaims) {
+  const std::string mrtd = std::string(96, 'A');
+  const std::string doc = "name: a\nsecurity:\n  attestation:\n    allowed: [tdx, sgx, snp, tpm]\n    expect:\n"
+                          "      tdx:\n        mrtd: [" + mrtd + ", " + std::string(96, 'b') + "]\n"
+                          "        rtmr0: " + std::string(96, 'c') + "\n"
+                          "      sgx:\n        mrsigner: [" + std::string(64, 'd') + "]\n        min_isvsvn: 3\n"
+                          "        isvprodid: 1\n"
+                          "      snp:\n        measurement: [" + std::string(96, 'e') + "]\n"
+                          "        min_tcb: {bootloader: 3, snp: 8, microcode: 115}\n        min_guest_svn: 2\n"
+                          "      tpm:\n        pcrs:\n          0: [" + std::string(64, 'f') + "]\n"
+                          "          7: [" + std::string(64, '1') + ", " + std::string(64, '2') + "]\n";
+  Policy p = MustParse(doc);
+  const auto& e = p.attestation.expect;
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e.at("tdx").one_of.at("mrtd"), (std::vector<std::string>{std::string(96, 'a'), std::string(96, 'b')}));
+  EXPECT_EQ(e.at("tdx").one_of.at("rtmr0"), std::vector<std::string>{std::string(96, 'c')});
+  EXPECT_EQ(e.at("sgx").at_least.at("isvsvn"), 3u);
+  EXPECT_EQ(e.at("sgx").one_of.at("isvprodid"), std::vector<std::string>{"1"});
+  EXPECT_EQ(e.at("snp").at_least.at("reported_tcb.bootloader"), 3u);
+  EXPECT_EQ(e.at("snp").at_least.at("reported_tcb.microcode"), 115u);
+  EXPECT_EQ(e.at("snp").at_least.at("guest_svn"), 2u);
+  EXPECT_EQ(e.at("snp").at_least.count("reported_tcb.tee"), 0u);
+  EXPECT_EQ(e.at("tpm").one_of.at("pcr7").size(), 2u);
+  EXPECT_EQ(e.at("tpm").one_of.at("pcr0"), std::vector<std::string>{std::string(64, 'f')});
+}
+
+TEST(PolicyErrorTest, ExpectedHardwareClaims) {
+  const std::string head = "name: a\nsecurity:\n  attestation:\n    expect:\n";
+  PolicyError e = OneError(head + "      tdx:\n        mrtd: [abc]\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.tdx.mrtd[0]");
+  EXPECT_NE(e.message.find("is not 96 hex digits"), std::string::npos) << e.message;
+  e = OneError(head + "      tdx:\n        mrenclave: [" + std::string(64, 'a') + "]\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.tdx.mrenclave");
+  EXPECT_NE(e.message.find("unknown field"), std::string::npos);
+  e = OneError(head + "      sev:\n        measurement: []\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.sev");
+  e = OneError(head + "      sgx:\n        mrenclave: []\n");
+  EXPECT_NE(e.message.find("is empty"), std::string::npos);
+  e = OneError(head + "      sgx:\n        min_isvsvn: -1\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.sgx.min_isvsvn");
+  e = OneError(head + "      snp:\n        min_tcb: {snp: 256}\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.snp.min_tcb.snp");
+  e = OneError(head + "      snp:\n        min_tcb: {firmware: 1}\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.snp.min_tcb.firmware");
+  e = OneError(head + "      tpm:\n        pcrs:\n          24: [" + std::string(64, 'a') + "]\n");
+  EXPECT_EQ(e.path, "security.attestation.expect.tpm.pcrs.24");
+  e = OneError(head + "      tpm:\n        pcrs:\n          1: [" + std::string(64, 'a') + ", " + std::string(64, 'A') +
+               "]\n");
+  EXPECT_NE(e.message.find("duplicate"), std::string::npos) << e.message;
+}
+
 TEST(PolicyErrorTest, Ranges) {
   const std::string sized = "  - name: k\n    kind: binary\n    size: ";
   MustParse(Doc("", sized + "1\n"));
