@@ -616,10 +616,10 @@ TEST_F(VolumeCommitTest, CommitsDuringUpdatesAreNotLostAndDoNotFailThem) {
     for (uint64_t seq = 1; !done.load() && seq < 100000; ++seq) {
       std::string body = Report(g.volume_token, seq, TagOf(static_cast<uint8_t>(seq)));
       if (Commit(body) == "accepted") last = seq;
-      // At a program's pace (each commit waits for an fsync), not in a
-      // tight loop that can starve an update's bounded retries on a slow
-      // (sanitized, loaded) machine.
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      // Faster than a program reports (at most every 100 ms per volume),
+      // but not a tight loop that can starve an update's bounded retries
+      // on a slow (sanitized, loaded) machine.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
   int failed = 0;

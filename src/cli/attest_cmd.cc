@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "attest/ccel.h"
 #include "attest/collateral.h"
 #include "attest/dcap.h"
 #include "attest/snp.h"
@@ -174,6 +175,7 @@ void RegisterAttestCommands(CLI::App& app, int* exit_code) {
     std::string file, collateral, at;
     std::vector<std::string> roots;
     TpmFiles tpm;
+    std::string event_log;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -190,6 +192,8 @@ void RegisterAttestCommands(CLI::App& app, int* exit_code) {
   verify->add_option("--tpm-ak", args->tpm.ak, "TPM quote: the AK (PEM public key, or its TPM2B_PUBLIC)");
   verify->add_option("--tpm-pcrs", args->tpm.pcrs, "TPM quote: the PCR values (as tpm2_quote -o writes them)");
   verify->add_option("--tpm-nonce", args->tpm.nonce_hex, "TPM quote: the nonce the quote must carry (hex)");
+  verify->add_option("--event-log", args->event_log,
+                     "TDX: the guest's event log (CCEL log area), which must replay to the quote's RTMR0-3");
   verify->add_flag("--json", args->json, "Machine-readable output");
   verify->callback([args, exit_code]() {
     int64_t now = static_cast<int64_t>(std::time(nullptr));
@@ -221,6 +225,13 @@ void RegisterAttestCommands(CLI::App& app, int* exit_code) {
       return;
     }
     auto v = VerifyFile(*evidence, args->collateral, now, trust, args->tpm);
+    if (v.ok() && !args->event_log.empty()) {
+      // The TDX event log, replayed, must give the quote's RTMRs.
+      auto log = ReadSmallFile(args->event_log);
+      auto replay = log.ok() ? attest::ReplayCcel(*log) : StatusOr<attest::CcelReplay>(log.status());
+      Status s = replay.ok() ? attest::CheckCcelMatchesQuote(*replay, *v) : replay.status();
+      if (!s.ok()) v = s;
+    }
     if (!v.ok()) {
       if (args->json) {
         nlohmann::json j = {{"file", args->file}, {"verified", false}, {"error", v.status().message()}};

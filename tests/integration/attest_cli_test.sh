@@ -47,6 +47,14 @@ out=$("$CLOISTER" attest verify "$V/trustee/occlum_quote.dat" --at $AT)
 check "without collateral: signatures and chain only, TCB not evaluated" grep -q "^TCB status: NotEvaluated$" <<<"$out"
 check "... and a DEBUG enclave is shown as such" grep -q "^debug: YES" <<<"$out"
 
+# The TDX event log explains the RTMRs.
+C="$V/tdx/go-tdx-guest/ccel"
+out=$("$CLOISTER" attest verify "$C/cos-113-tdx-quote.dat" --event-log "$C/ccel_data.dat" --at $AT)
+check "a TDX quote with its event log: the log replays to the RTMRs" grep -q "event log (43 events) replays to the quote's RTMR0-3" <<<"$out"
+"$CLOISTER" attest verify "$V/dcap-qvl/tdx_quote" --event-log "$C/ccel_data.dat" --at $AT >/dev/null 2>"$T/err"
+check "another quote's event log is refused (exit 3)" test $? = 3
+check "... naming the RTMR" grep -q "replays to an RTMR0 other than the quote's" "$T/err"
+
 # Tampering: one byte of the report body.
 cp "$V/dcap-qvl/sgx_quote" "$T/bad"
 printf '\x01' | dd of="$T/bad" bs=1 seek=120 conv=notrunc 2>/dev/null
