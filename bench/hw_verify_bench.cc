@@ -123,9 +123,12 @@ int main(int argc, char** argv) {
     Bytes hex = Read(v + "/tpm/nonce.hex");
     std::string h(hex.begin(), hex.end());
     while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.pop_back();
-    for (size_t i = 0; i + 1 < h.size(); i += 2) {
-      in.nonce.push_back(static_cast<uint8_t>(std::strtoul(h.substr(i, 2).c_str(), nullptr, 16)));
+    std::optional<Bytes> nonce = HexDecode(h);
+    if (!nonce) {
+      std::fprintf(stderr, "hw_verify_bench: tpm/nonce.hex is not hex\n");
+      return 1;
     }
+    in.nonce = std::move(*nonce);
     Measure("TPM 2.0 quote (ECDSA P-256 AK, 3 PCRs)", "ECDSA P-256: quote", seconds,
             [&]() { return attest::VerifyTpmQuote(in).status(); });
   }

@@ -16,21 +16,8 @@ constexpr size_t kMaxEventData = 1 << 20;
 constexpr size_t kMaxEvents = 1 << 16;
 constexpr char kSpecId[] = "Spec ID Event03";
 
-uint32_t U32(std::span<const uint8_t> b, size_t at) {
-  return static_cast<uint32_t>(b[at]) | static_cast<uint32_t>(b[at + 1]) << 8 | static_cast<uint32_t>(b[at + 2]) << 16 |
-         static_cast<uint32_t>(b[at + 3]) << 24;
-}
+uint32_t U32(std::span<const uint8_t> b, size_t at) { return LoadU32(b.data() + at); }
 uint16_t U16(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>(b[at] | b[at + 1] << 8); }
-
-std::string Hex(std::span<const uint8_t> b) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
 
 bool AllFiller(std::span<const uint8_t> rest) {
   return std::all_of(rest.begin(), rest.end(), [](uint8_t b) { return b == 0xFF; }) ||
@@ -118,9 +105,9 @@ Status CheckCcelMatchesQuote(const CcelReplay& replay, HardwareVerdict& verdict)
     const std::string name = "rtmr" + std::to_string(i);
     const std::string* quoted = verdict.Find(name);
     if (quoted == nullptr) return IntegrityError("event log: the quote has no " + name);
-    if (*quoted != Hex(replay.rtmr[i])) {
+    if (*quoted != HexEncode(replay.rtmr[i])) {
       return IntegrityError("event log: it replays to an RTMR" + std::to_string(i) + " other than the quote's (" +
-                            Hex(replay.rtmr[i]).substr(0, 16) + "... against " + quoted->substr(0, 16) + "...)");
+                            HexEncode(replay.rtmr[i]).substr(0, 16) + "... against " + quoted->substr(0, 16) + "...)");
     }
   }
   verdict.checks.push_back("event log (" + std::to_string(replay.events.size()) +

@@ -16,11 +16,6 @@ bool IsAmdName(const std::string& cn) {
   return StartsWith(cn, "ARK-") || StartsWith(cn, "SEV-") || StartsWith(cn, "ASK-") || StartsWith(cn, "ASVK-");
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 void Append(Bytes& to, const Bytes& from) {
   // PEM blocks need a line break between files; DER needs nothing.
   if (!to.empty() && to.back() != '\n' && !from.empty() && from.front() == '-') to.push_back('\n');
@@ -109,7 +104,7 @@ StatusOr<DcapCollateral> SelectDcapCollateral(const CollateralSet& set, const st
     // Version 2 TCB Info has no id and is for SGX.
     std::string id = get("id");
     if (id.empty()) id = "SGX";
-    if (id != want_id || Lower(get("fmspc")) != Lower(fmspc_hex)) continue;
+    if (id != want_id || AsciiLower(get("fmspc")) != AsciiLower(fmspc_hex)) continue;
     // The newest one wins when several are given.
     auto issue = crypto::ParseRfc3339(get("issueDate"));
     int64_t when = issue.ok() ? *issue : 0;
@@ -119,7 +114,7 @@ StatusOr<DcapCollateral> SelectDcapCollateral(const CollateralSet& set, const st
     }
   }
   if (c.tcb_info_json.empty()) {
-    return NotFound("no TCB Info for " + want_id + " FMSPC " + Lower(fmspc_hex) + " in the collateral");
+    return NotFound("no TCB Info for " + want_id + " FMSPC " + AsciiLower(fmspc_hex) + " in the collateral");
   }
   const std::string want_qe = tdx ? "TD_QE" : "QE";
   best_issue = -1;

@@ -41,37 +41,10 @@ constexpr uint32_t kMaxSigData = 64 * 1024;
 
 constexpr char kSgxExtension[] = "1.2.840.113741.1.13.1";
 
-std::string Hex(std::span<const uint8_t> b) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  s.reserve(b.size() * 2);
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 StatusOr<Bytes> FromHex(std::string_view h, const std::string& what) {
-  if (h.size() % 2 != 0) return IntegrityError(what + ": odd-length hex");
-  Bytes out(h.size() / 2);
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = nib(h[2 * i]), lo = nib(h[2 * i + 1]);
-    if (hi < 0 || lo < 0) return IntegrityError(what + ": not hex");
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
-  return out;
+  std::optional<Bytes> b = HexDecode(h);
+  if (!b) return IntegrityError(what + ": not hex");
+  return std::move(*b);
 }
 
 // ---- little-endian reader with bounds ----
@@ -269,10 +242,13 @@ StatusOr<SignedJson> VerifySignedJson(const std::string& response, const char* m
                                       const DcapTrust& trust, int64_t now, const std::string& what,
                                       HardwareVerdict& v) {
   ASSIGN_OR_RETURN(std::string_view raw, RawMember(response, member, what));
-  json whole = json::parse(response, nullptr, false);
-  if (whole.is_discarded()) return IntegrityError(what + " is not well-formed JSON");
-  ASSIGN_OR_RETURN(std::string sig_hex, Str(whole, "signature", what));
-  ASSIGN_OR_RETURN(Bytes sig, FromHex(sig_hex, what + " signature"));
+  // The signature is a JSON string of hex digits (nothing to unescape):
+  // taken from the raw text too, without parsing the whole response.
+  ASSIGN_OR_RETURN(std::string_view sig_text, RawMember(response, "signature", what));
+  if (sig_text.size() < 2 || sig_text.front() != '"' || sig_text.back() != '"') {
+    return IntegrityError(what + ": \"signature\" is not a string");
+  }
+  ASSIGN_OR_RETURN(Bytes sig, FromHex(sig_text.substr(1, sig_text.size() - 2), what + " signature"));
   if (sig.size() != 64) return IntegrityError(what + ": signature is not 64 bytes");
   if (chain_bytes.empty()) return IntegrityError(what + ": no issuer chain given");
   ASSIGN_OR_RETURN(auto chain, Certificate::ParseBundle(chain_bytes));
@@ -500,7 +476,7 @@ StatusOr<TcbStatus> EvaluateQe(const DcapQuote& q, const SignedJson& id, Hardwar
   ASSIGN_OR_RETURN(std::string mrsigner, Str(b, "mrsigner", what));
   ASSIGN_OR_RETURN(Bytes mrs, FromHex(mrsigner, what + " mrsigner"));
   if (mrs.size() != 32 || CRYPTO_memcmp(mrs.data(), q.qe_report.mrsigner.data(), 32) != 0) {
-    return IntegrityError("dcap: the QE's MRSIGNER " + Hex(q.qe_report.mrsigner) + " is not the one QE Identity names");
+    return IntegrityError("dcap: the QE's MRSIGNER " + HexEncode(q.qe_report.mrsigner) + " is not the one QE Identity names");
   }
   ASSIGN_OR_RETURN(int64_t prodid, Int(b, "isvprodid", what));
   if (prodid != q.qe_report.isvprodid) return IntegrityError("dcap: the QE's ISVPRODID is not the one QE Identity names");
@@ -609,10 +585,10 @@ StatusOr<TcbStatus> EvaluatePlatform(const DcapQuote& q, const PckInfo& pck, con
   if (q.is_tdx() && version < 3) return IntegrityError("dcap: TDX needs TCB Info version 3");
   ASSIGN_OR_RETURN(std::string fmspc, Str(b, "fmspc", what));
   ASSIGN_OR_RETURN(std::string pceid, Str(b, "pceId", what));
-  if (Lower(fmspc) != Hex(pck.fmspc)) {
-    return IntegrityError("dcap: TCB Info is for FMSPC " + Lower(fmspc) + ", the PCK certificate's is " + Hex(pck.fmspc));
+  if (AsciiLower(fmspc) != HexEncode(pck.fmspc)) {
+    return IntegrityError("dcap: TCB Info is for FMSPC " + AsciiLower(fmspc) + ", the PCK certificate's is " + HexEncode(pck.fmspc));
   }
-  if (Lower(pceid) != Hex(pck.pceid)) return IntegrityError("dcap: TCB Info's PCE-ID is not the PCK certificate's");
+  if (AsciiLower(pceid) != HexEncode(pck.pceid)) return IntegrityError("dcap: TCB Info's PCE-ID is not the PCK certificate's");
   const json* levels = Member(b, "tcbLevels");
   if (levels == nullptr || !levels->is_array()) return IntegrityError(what + ": no tcbLevels");
   for (const auto& level : *levels) {
@@ -681,6 +657,15 @@ StatusOr<PckChain> BuildPckChain(const std::vector<CertPtr>& certs, const DcapTr
   return c;
 }
 
+// The PCK certificate and its CAs: from the quote, or for quotes that carry
+// only a PPID, as given.
+StatusOr<std::vector<CertPtr>> PckCertificates(const DcapQuote& q, const Bytes& given) {
+  if (q.cert_type == kCertPckChain) return Certificate::ParseBundle(q.cert_data);
+  if (!given.empty()) return Certificate::ParseBundle(given);
+  return IntegrityError("dcap: the quote carries certification data type " + std::to_string(q.cert_type) +
+                        ", not the PCK chain, and no PCK certificate was given");
+}
+
 Status CheckCrls(const PckChain& chain, const DcapCollateral& col, int64_t now, HardwareVerdict& v) {
   if (col.root_ca_crl.empty() || col.pck_crls.empty()) {
     v.warnings.push_back("no CRLs given: revocation of the PCK chain not checked");
@@ -692,7 +677,7 @@ Status CheckCrls(const PckChain& chain, const DcapCollateral& col, int64_t now, 
   std::unique_ptr<Crl> pck_crl;
   for (const Bytes& b : col.pck_crls) {
     ASSIGN_OR_RETURN(auto crl, Crl::Parse(b));
-    if (crl->issuer_cn() == chain.ca->subject_cn() || col.pck_crls.size() == 1) {
+    if (crl->issuer_cn() == chain.ca->subject_cn()) {
       pck_crl = std::move(crl);
       break;
     }
@@ -719,42 +704,42 @@ void AddClaims(const DcapQuote& q, const PckInfo* pck, HardwareVerdict& v) {
   auto add = [&](const char* name, std::string value) { v.claims.push_back({name, std::move(value)}); };
   if (q.is_tdx()) {
     const TdReportBody& t = q.td;
-    add("mrtd", Hex(t.mrtd));
-    for (int i = 0; i < 4; ++i) v.claims.push_back({"rtmr" + std::to_string(i), Hex(t.rtmr[static_cast<size_t>(i)])});
-    add("mrseam", Hex(t.mrseam));
-    add("mrsignerseam", Hex(t.mrsignerseam));
-    add("seamattributes", Hex(t.seamattributes));
-    add("tdattributes", Hex(t.tdattributes));
-    add("xfam", Hex(t.xfam));
-    add("mrconfigid", Hex(t.mrconfigid));
-    add("mrowner", Hex(t.mrowner));
-    add("mrownerconfig", Hex(t.mrownerconfig));
-    add("tee_tcb_svn", Hex(t.tee_tcb_svn));
+    add("mrtd", HexEncode(t.mrtd));
+    for (int i = 0; i < 4; ++i) v.claims.push_back({"rtmr" + std::to_string(i), HexEncode(t.rtmr[static_cast<size_t>(i)])});
+    add("mrseam", HexEncode(t.mrseam));
+    add("mrsignerseam", HexEncode(t.mrsignerseam));
+    add("seamattributes", HexEncode(t.seamattributes));
+    add("tdattributes", HexEncode(t.tdattributes));
+    add("xfam", HexEncode(t.xfam));
+    add("mrconfigid", HexEncode(t.mrconfigid));
+    add("mrowner", HexEncode(t.mrowner));
+    add("mrownerconfig", HexEncode(t.mrownerconfig));
+    add("tee_tcb_svn", HexEncode(t.tee_tcb_svn));
     if (t.tdx15) {
-      add("tee_tcb_svn2", Hex(t.tee_tcb_svn2));
-      add("mrservicetd", Hex(t.mrservicetd));
+      add("tee_tcb_svn2", HexEncode(t.tee_tcb_svn2));
+      add("mrservicetd", HexEncode(t.mrservicetd));
     }
-    add("report_data", Hex(t.report_data));
+    add("report_data", HexEncode(t.report_data));
   } else {
     const SgxReportBody& r = q.sgx;
-    add("mrenclave", Hex(r.mrenclave));
-    add("mrsigner", Hex(r.mrsigner));
+    add("mrenclave", HexEncode(r.mrenclave));
+    add("mrsigner", HexEncode(r.mrsigner));
     add("isvprodid", std::to_string(r.isvprodid));
     add("isvsvn", std::to_string(r.isvsvn));
-    add("attributes", Hex(r.attributes));
+    add("attributes", HexEncode(r.attributes));
     char misc[16];
     std::snprintf(misc, sizeof misc, "%08x", r.miscselect);
     add("miscselect", misc);
-    add("cpusvn", Hex(r.cpusvn));
-    add("configid", Hex(r.configid));
+    add("cpusvn", HexEncode(r.cpusvn));
+    add("configid", HexEncode(r.configid));
     add("configsvn", std::to_string(r.configsvn));
-    add("isvextprodid", Hex(r.isvextprodid));
-    add("isvfamilyid", Hex(r.isvfamilyid));
-    add("report_data", Hex(r.report_data));
+    add("isvextprodid", HexEncode(r.isvextprodid));
+    add("isvfamilyid", HexEncode(r.isvfamilyid));
+    add("report_data", HexEncode(r.report_data));
   }
   if (pck != nullptr) {
-    add("fmspc", Hex(pck->fmspc));
-    add("pceid", Hex(pck->pceid));
+    add("fmspc", HexEncode(pck->fmspc));
+    add("pceid", HexEncode(pck->pceid));
     add("pcesvn", std::to_string(pck->pcesvn));
   }
 }
@@ -867,28 +852,32 @@ StatusOr<DcapCollateral> DcapCollateralFromJson(const std::string& text) {
   return c;
 }
 
+StatusOr<DcapPlatform> ReadDcapPlatform(std::span<const uint8_t> quote, const Bytes& pck_certificates) {
+  ASSIGN_OR_RETURN(DcapQuote q, ParseDcapQuote(quote));
+  ASSIGN_OR_RETURN(std::vector<CertPtr> certs, PckCertificates(q, pck_certificates));
+  for (const CertPtr& c : certs) {
+    if (c->is_ca()) continue;
+    ASSIGN_OR_RETURN(PckInfo pck, ReadPckExtension(*c));
+    return DcapPlatform{HexEncode(pck.fmspc), q.is_tdx()};
+  }
+  return IntegrityError("dcap: no PCK certificate in the certification data");
+}
+
 StatusOr<HardwareVerdict> VerifyDcapQuote(std::span<const uint8_t> quote, const DcapCollateral* collateral,
                                           int64_t now, const DcapTrust& trust) {
   ASSIGN_OR_RETURN(DcapQuote q, ParseDcapQuote(quote));
   HardwareVerdict v;
   v.type = q.is_tdx() ? "tdx" : "sgx";
   if (std::memcmp(q.qe_vendor_id.data(), kIntelQeVendor.data(), kIntelQeVendor.size()) != 0) {
-    return IntegrityError("dcap: the quoting enclave is not Intel's (QE vendor " + Hex(q.qe_vendor_id) + ")");
+    return IntegrityError("dcap: the quoting enclave is not Intel's (QE vendor " + HexEncode(q.qe_vendor_id) + ")");
   }
   v.checks.push_back("quote version " + std::to_string(q.version) + ", " + (q.is_tdx() ? "TDX" : "SGX") +
                      (q.is_tdx() && q.td.tdx15 ? " 1.5" : "") + " body, ECDSA P-256 attestation key, Intel QE" +
                      (q.trailing_bytes ? " (" + std::to_string(q.trailing_bytes) + " bytes after the quote ignored)" : ""));
 
   // 2. The PCK chain.
-  std::vector<CertPtr> certs;
-  if (q.cert_type == kCertPckChain) {
-    ASSIGN_OR_RETURN(certs, Certificate::ParseBundle(q.cert_data));
-  } else if (collateral != nullptr && !collateral->pck_certificate_chain.empty()) {
-    ASSIGN_OR_RETURN(certs, Certificate::ParseBundle(collateral->pck_certificate_chain));
-  } else {
-    return IntegrityError("dcap: the quote carries certification data type " + std::to_string(q.cert_type) +
-                          ", not the PCK chain, and no PCK certificate was given");
-  }
+  ASSIGN_OR_RETURN(std::vector<CertPtr> certs,
+                   PckCertificates(q, collateral != nullptr ? collateral->pck_certificate_chain : Bytes{}));
   ASSIGN_OR_RETURN(PckChain chain, BuildPckChain(certs, trust, now, v));
   ASSIGN_OR_RETURN(PckInfo pck, ReadPckExtension(*chain.pck));
   // 3. Revocation.

@@ -124,6 +124,17 @@ struct DcapTrust {
 };
 const DcapTrust& DefaultDcapTrust();
 
+// Which collateral a quote needs: its platform's FMSPC (lowercase hex, from
+// the PCK certificate in the quote or, for PPID-only quotes, among
+// `pck_certificates`) and whether it is a TDX quote. Only parses: nothing
+// is verified, the answer serves to choose collateral, which
+// VerifyDcapQuote then checks against the quote.
+struct DcapPlatform {
+  std::string fmspc;
+  bool tdx = false;
+};
+StatusOr<DcapPlatform> ReadDcapPlatform(std::span<const uint8_t> quote, const Bytes& pck_certificates);
+
 // See the top of this file. `collateral` may be null: signatures and the
 // PCK chain are still verified, the TCB is not (tcb_status kNotEvaluated).
 StatusOr<HardwareVerdict> VerifyDcapQuote(std::span<const uint8_t> quote, const DcapCollateral* collateral,

@@ -397,14 +397,14 @@ TEST(CollateralTest, FilesAreRecognisedByContent) {
 
   for (const char* name : {"sgx_quote", "tdx_quote"}) {
     Bytes quote = testing::ReadVector(std::string("dcap-qvl/") + name);
-    // First without collateral, to learn the FMSPC; then with what fits.
-    auto plain = VerifyDcapQuote(quote, nullptr, At("2025-07-01T00:00:00Z"));
-    ASSERT_TRUE(plain.ok());
-    auto c = SelectDcapCollateral(*set, *plain->Find("fmspc"), plain->type == "tdx");
+    // The platform the quote names chooses the collateral.
+    auto platform = ReadDcapPlatform(quote, set->pck_certificates);
+    ASSERT_TRUE(platform.ok()) << platform.status().ToString();
+    auto c = SelectDcapCollateral(*set, platform->fmspc, platform->tdx);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     auto v = VerifyDcapQuote(quote, &*c, At("2025-07-01T00:00:00Z"));
     ASSERT_TRUE(v.ok()) << name << ": " << v.status().ToString();
-    EXPECT_EQ(v->tcb_status, plain->type == "tdx" ? TcbStatus::kUpToDate : TcbStatus::kConfigurationAndSWHardeningNeeded);
+    EXPECT_EQ(v->tcb_status, platform->tdx ? TcbStatus::kUpToDate : TcbStatus::kConfigurationAndSWHardeningNeeded);
     EXPECT_TRUE(v->warnings.empty()) << v->warnings[0];
   }
   auto missing = SelectDcapCollateral(*set, "00906ea10000", false);

@@ -13,11 +13,6 @@ bool Has(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // Long hex values are shortened in reasons: enough to recognise them.
 std::string Short(const std::string& v) { return v.size() > 24 ? v.substr(0, 16) + "..." : v; }
 
@@ -71,7 +66,7 @@ HardwareDecision JudgeHardwareVerdict(const HardwareVerdict& v, const HardwareRe
         continue;
       }
       bool ok = std::any_of(accepted.begin(), accepted.end(),
-                            [&](const std::string& a) { return Lower(a) == Lower(*value); });
+                            [&](const std::string& a) { return AsciiLower(a) == AsciiLower(*value); });
       if (!ok) refusals.push_back(name + " " + Short(*value) + " is not one the policy accepts");
     }
     for (const auto& [name, minimum] : it->second.at_least) {

@@ -89,12 +89,8 @@ const HashInfo& InfoOf(crypto::HashAlg hash) {
 
 // One-shot digest; false only if OpenSSL fails.
 bool Digest(const HashInfo& h, std::span<const uint8_t> data, Bytes& out) {
-  out.assign(h.size, 0);
-  unsigned int len = 0;
-  const EVP_MD* md = h.alg == kTpmAlgSha384 ? EVP_sha384() : EVP_sha256();
-  bool ok = EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr) == 1 && len == h.size;
-  ERR_clear_error();
-  return ok;
+  out = crypto::Hash(h.hash, data);
+  return out.size() == h.size;
 }
 
 // Reads the TPM's big-endian marshalling. The first failure is kept, with

@@ -19,6 +19,8 @@ using Bytes = std::vector<uint8_t>;
 std::string HexEncode(std::span<const uint8_t> data);
 // Lower- or upper-case hex; nullopt on odd length or a non-hex character.
 std::optional<Bytes> HexDecode(std::string_view hex);
+// A-Z to a-z; every other byte as it is (hex digits, identifiers).
+std::string AsciiLower(std::string_view s);
 
 // Standard base64 (RFC 4648 section 4) with padding, no line breaks.
 std::string Base64Encode(std::span<const uint8_t> data);

@@ -4,7 +4,6 @@
 // TCB status and its advisories. Collateral comes from a directory of files
 // as Intel's PCS, a PCCS or AMD's KDS serve them.
 #include <CLI/CLI.hpp>
-#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -95,20 +94,6 @@ struct TpmFiles {
   std::string signature, ak, pcrs, nonce_hex;
 };
 
-StatusOr<Bytes> FromHex(const std::string& h) {
-  if (h.size() % 2 != 0) return InvalidArgument("odd number of hex digits");
-  Bytes out;
-  for (size_t i = 0; i < h.size(); i += 2) {
-    unsigned v = 0;
-    if (std::sscanf(h.substr(i, 2).c_str(), "%2x", &v) != 1 || !std::isxdigit(static_cast<unsigned char>(h[i])) ||
-        !std::isxdigit(static_cast<unsigned char>(h[i + 1]))) {
-      return InvalidArgument("not hex");
-    }
-    out.push_back(static_cast<uint8_t>(v));
-  }
-  return out;
-}
-
 StatusOr<attest::HardwareVerdict> VerifyTpm(const Bytes& attest_bytes, const TpmFiles& f) {
   if (f.signature.empty() || f.ak.empty() || f.pcrs.empty() || f.nonce_hex.empty()) {
     return InvalidArgument("a TPM quote needs --tpm-signature, --tpm-ak, --tpm-pcrs and --tpm-nonce");
@@ -129,9 +114,9 @@ StatusOr<attest::HardwareVerdict> VerifyTpm(const Bytes& attest_bytes, const Tpm
   }
   ASSIGN_OR_RETURN(Bytes pcrs, ReadSmallFile(f.pcrs));
   ASSIGN_OR_RETURN(in.pcrs, attest::ParseTpm2ToolsPcrsFile(pcrs));
-  auto nonce = FromHex(f.nonce_hex);
-  if (!nonce.ok()) return InvalidArgument("--tpm-nonce: " + nonce.status().message());
-  in.nonce = *nonce;
+  std::optional<Bytes> nonce = HexDecode(f.nonce_hex);
+  if (!nonce) return InvalidArgument("--tpm-nonce: not hex");
+  in.nonce = std::move(*nonce);
   return attest::VerifyTpmQuote(in);
 }
 
@@ -158,12 +143,9 @@ StatusOr<attest::HardwareVerdict> VerifyFile(const Bytes& evidence, const std::s
   if (collateral_dir.empty()) return attest::VerifyDcapQuote(evidence, nullptr, now, trust);
   ASSIGN_OR_RETURN(attest::CollateralSet set, LoadCollateral(collateral_dir));
   // The collateral depends on the platform (FMSPC) and the TEE type, which
-  // the quote's PCK certificate tells; the first pass checks signatures
-  // and chain only.
-  ASSIGN_OR_RETURN(attest::HardwareVerdict first, attest::VerifyDcapQuote(evidence, nullptr, now, trust));
-  const std::string* fmspc = first.Find("fmspc");
-  if (fmspc == nullptr) return InternalError("the verdict has no FMSPC");
-  ASSIGN_OR_RETURN(attest::DcapCollateral c, attest::SelectDcapCollateral(set, *fmspc, first.type == "tdx"));
+  // the PCK certificate tells.
+  ASSIGN_OR_RETURN(attest::DcapPlatform platform, attest::ReadDcapPlatform(evidence, set.pck_certificates));
+  ASSIGN_OR_RETURN(attest::DcapCollateral c, attest::SelectDcapCollateral(set, platform.fmspc, platform.tdx));
   return attest::VerifyDcapQuote(evidence, &c, now, trust);
 }
 

@@ -73,6 +73,18 @@ bool LooksLikePem(std::span<const uint8_t> b) {
   return it != b.end();
 }
 
+// A public key of `type` ("EC", "RSA") from the parameters in `bld`, or null.
+EVP_PKEY* PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* bld) {
+  Own<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld));
+  OsslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* key = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+    return nullptr;
+  }
+  return key;
+}
+
 Status DigestVerify(EVP_PKEY* key, HashAlg hash, std::span<const uint8_t> data, std::span<const uint8_t> sig,
                     int padding, int salt, const char* what) {
   ClearErrors clear;
@@ -340,13 +352,8 @@ StatusOr<std::unique_ptr<PublicKey>> PublicKey::FromEcPoint(std::string_view cur
       OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) != 1) {
     return InternalError("out of memory");
   }
-  Own<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  OsslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1 || key == nullptr) {
-    return IntegrityError("not a point on " + std::string(curve));
-  }
+  EVP_PKEY* key = PublicKeyFromParams("EC", bld.get());
+  if (key == nullptr) return IntegrityError("not a point on " + std::string(curve));
   std::unique_ptr<PublicKey> k(new PublicKey());
   k->key_ = key;
   // fromdata does not always check that the point lies on the curve.
@@ -368,13 +375,8 @@ StatusOr<std::unique_ptr<PublicKey>> PublicKey::FromRsa(std::span<const uint8_t>
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
     return InternalError("out of memory");
   }
-  Own<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  OsslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1 || key == nullptr) {
-    return IntegrityError("not an RSA public key");
-  }
+  EVP_PKEY* key = PublicKeyFromParams("RSA", bld.get());
+  if (key == nullptr) return IntegrityError("not an RSA public key");
   std::unique_ptr<PublicKey> k(new PublicKey());
   k->key_ = key;
   return k;

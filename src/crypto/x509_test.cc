@@ -13,16 +13,6 @@ namespace {
 
 using attest::testing::ReadVector;
 
-std::string Hex(std::span<const uint8_t> b) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (uint8_t x : b) {
-    s += d[x >> 4];
-    s += d[x & 15];
-  }
-  return s;
-}
-
 TEST(X509Test, Rfc3339RoundTrips) {
   auto t = ParseRfc3339("2025-06-19T10:56:11Z");
   ASSERT_TRUE(t.ok());
@@ -91,11 +81,11 @@ TEST(X509Test, IntelRootAndTcbSigningChain) {
   ASSERT_TRUE(root.ok()) << root.status().ToString();
   EXPECT_EQ((*root)->subject_cn(), "Intel SGX Root CA");
   EXPECT_TRUE((*root)->is_ca());
-  std::string fp = Hex(Hash(HashAlg::kSha256, (*root)->der()));
+  std::string fp = HexEncode(Hash(HashAlg::kSha256, (*root)->der()));
   EXPECT_EQ(fp.substr(0, 8), "44a0196b");
   EXPECT_EQ(fp.substr(fp.size() - 4), "74d3");
   EXPECT_TRUE((*root)->VerifyIssuedBy(**root).ok());
-  EXPECT_EQ(Hex((*root)->serial()), "22650cd65a9d3489f383b49552bf501b392706ac");
+  EXPECT_EQ(HexEncode((*root)->serial()), "22650cd65a9d3489f383b49552bf501b392706ac");
 
   auto chain = Certificate::ParseBundle(ReadVector("dcap-qvl/sgx_quote.tcbchain.pem"));
   ASSERT_TRUE(chain.ok()) << chain.status().ToString();

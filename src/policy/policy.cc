@@ -46,13 +46,6 @@ bool IsHexDigits(std::string_view s, size_t len) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); });
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
-
 // A user-written word for a message: control characters escaped, long
 // text cut. Never used on secret values.
 std::string Shown(std::string_view s) {
@@ -383,7 +376,7 @@ class Validator {
       Error(n, path, std::string("must be ") + what + " (64 hex digits)");
       return std::nullopt;
     }
-    return Lower(std::move(*s));
+    return AsciiLower(std::move(*s));
   }
 
   // ---- sections ----
@@ -1038,7 +1031,7 @@ void Validator::ReadAccessPolicy(const Node* n, AccessPolicy& a) {
           ok = false;
         }
       } else if (IsHexDigits(e, 64)) {
-        e = Lower(e);
+        e = AsciiLower(e);
       } else {
         Error(item, ipath, Quoted(e) + " is not an identity (64 hex digits) nor CREATOR, ANY or NONE");
         ok = false;
@@ -1213,7 +1206,7 @@ void Validator::ReadHexList(const Node* v, const std::string& path, size_t digit
       out.clear();
       return;
     }
-    std::string lower = Lower(items[i]);
+    std::string lower = AsciiLower(items[i]);
     if (!seen.insert(lower).second) {
       Error(nodes[i], ipath, "duplicate entry");
       out.clear();
@@ -1519,7 +1512,7 @@ std::vector<PolicyError> CheckImports(const Policy& p, std::string_view own_hash
     e.message = std::move(message);
     errors.push_back(std::move(e));
   };
-  const std::string own = Lower(std::string(own_hash));
+  const std::string own = AsciiLower(std::string(own_hash));
 
   // Each exporting session is looked up once, and its secrets indexed.
   struct Exporter {
@@ -1551,9 +1544,9 @@ std::vector<PolicyError> CheckImports(const Policy& p, std::string_view own_hash
       report(path + ".session", "no session " + Quoted(im.session));
       continue;
     }
-    if (!im.session_hash.empty() && Lower(im.session_hash) != Lower(view->hash)) {
+    if (!im.session_hash.empty() && AsciiLower(im.session_hash) != AsciiLower(view->hash)) {
       report(path + ".session_hash",
-             "session " + Quoted(im.session) + " is now at version " + Lower(view->hash) + ", not the pinned one");
+             "session " + Quoted(im.session) + " is now at version " + AsciiLower(view->hash) + ", not the pinned one");
       continue;
     }
     auto found = ex.secrets.find(im.secret);
@@ -1566,7 +1559,7 @@ std::vector<PolicyError> CheckImports(const Policy& p, std::string_view own_hash
     for (const Export& e : exported->exports) {
       if (e.session != p.name) continue;
       to_us = true;
-      if (e.session_hash.empty() || Lower(e.session_hash) == own) to_this_version = true;
+      if (e.session_hash.empty() || AsciiLower(e.session_hash) == own) to_this_version = true;
     }
     if (!to_us) {
       report(path + ".secret", "secret " + Quoted(im.secret) + " of session " + Quoted(im.session) +

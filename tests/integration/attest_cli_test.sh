@@ -83,6 +83,12 @@ check "a quote under a test root is refused by default (exit 3)" test $? = 3
 check "... naming the root" grep -q "not a trusted root" "$T/err"
 out=$("$CLOISTER" attest verify "$S/tdx/quote.dat" --at 2024-01-01T00:00:00Z --trust-root "$S/tdx/trustedRootCaCert.pem")
 check "... and verified with --trust-root" grep -q "authentic tdx evidence" <<<"$out"
+# A quote that carries only a PPID: its PCK certificate comes with the collateral.
+mkdir "$T/ppid"
+cp "$S"/{tcbInfo.json,qeIdentity.json,tcbSignChain.pem,rootCaCrl.der,intermediateCaCrl.der,pckCert.pem,pckSignChain.pem} "$T/ppid/"
+out=$("$CLOISTER" attest verify "$S/quote.dat" --collateral "$T/ppid" --at 2024-01-01T00:00:00Z \
+  --trust-root "$S/trustedRootCaCert.pem")
+check "a PPID-only quote verifies with its PCK certificate from the collateral" grep -q "^TCB status: UpToDate$" <<<"$out"
 
 # AMD SEV-SNP: the report with its VCEK and AMD's certificates.
 mkdir "$T/amd"
