@@ -54,7 +54,9 @@ StatusOr<TcbStatus> ParseTcbStatus(std::string_view name);
 //        product, signing_key ("vcek"/"vlek"), version
 //   tpm: nonce, pcr_digest, pcr<N> (bank sha256), pcr<N>_sha384, ak (hex
 //        SHA-256 of its SubjectPublicKeyInfo), clock, reset_count,
-//        restart_count, firmware
+//        restart_count, firmware; the CAS adds ek (hex SHA-256 of the
+//        EK certificate's SubjectPublicKeyInfo) and ek_issuer for a node
+//        that joined with tpm evidence
 struct Claim {
   std::string name;
   std::string value;

@@ -542,4 +542,37 @@ StatusOr<HardwareVerdict> VerifySnpReport(std::span<const uint8_t> report, const
   return v;
 }
 
+StatusOr<std::vector<SnpCertificateTableEntry>> ParseSnpCertificateTable(std::span<const uint8_t> table) {
+  constexpr size_t kEntry = 24, kMaxTable = 64 * 1024;
+  std::vector<SnpCertificateTableEntry> out;
+  if (table.size() > kMaxTable) return IntegrityError("snp: the certificate table is larger than 64 KiB");
+  for (size_t at = 0;; at += kEntry) {
+    if (at + kEntry > table.size()) return IntegrityError("snp: the certificate table has no terminating entry");
+    auto e = table.subspan(at, kEntry);
+    if (std::all_of(e.begin(), e.end(), [](uint8_t b) { return b == 0; })) break;
+    auto u32 = [&](size_t o) {
+      return uint32_t{e[o]} | uint32_t{e[o + 1]} << 8 | uint32_t{e[o + 2]} << 16 | uint32_t{e[o + 3]} << 24;
+    };
+    uint64_t offset = u32(16), length = u32(20);
+    if (offset + length > table.size()) {
+      return IntegrityError("snp: certificate table entry " + std::to_string(out.size()) + " ends past the table");
+    }
+    SnpCertificateTableEntry entry;
+    std::copy(e.begin(), e.begin() + 16, entry.guid.begin());
+    entry.data.assign(table.begin() + static_cast<ptrdiff_t>(offset),
+                      table.begin() + static_cast<ptrdiff_t>(offset + length));
+    out.push_back(std::move(entry));
+  }
+  // The data lies after the entries (checked once their number is known).
+  const size_t entries_end = (out.size() + 1) * kEntry;
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto e = table.subspan(i * kEntry, kEntry);
+    uint64_t offset = uint32_t{e[16]} | uint32_t{e[17]} << 8 | uint32_t{e[18]} << 16 | uint32_t{e[19]} << 24;
+    if (!out[i].data.empty() && offset < entries_end) {
+      return IntegrityError("snp: certificate table entry " + std::to_string(i) + " points into the entries");
+    }
+  }
+  return out;
+}
+
 }  // namespace cloister::attest

@@ -161,6 +161,23 @@ struct SnpTrust {
 // AMD's real ARKs for Milan, Genoa and Turin.
 const SnpTrust& DefaultSnpTrust();
 
+// One entry of an SEV-SNP certificate table: what a guest receives next to
+// its report (the `auxblob` of a configfs-tsm report, the certificate
+// buffer of the extended guest request): a GUID naming the entry (the VCEK,
+// VLEK, ASK, ARK, ...) and its bytes, usually one DER certificate.
+struct SnpCertificateTableEntry {
+  std::array<uint8_t, 16> guid{};  // as stored (the GUID's mixed-endian form)
+  Bytes data;
+};
+
+// Parses the table: 24-byte entries (GUID, u32 offset, u32 length, little-
+// endian, offsets from the start of the table) ended by an all-zero entry,
+// with the data after the entries. kIntegrity, naming what is wrong, for a
+// table without its terminating entry, an entry whose data lies outside the
+// table or inside the entries, or a table over 64 KiB. Says nothing about
+// what the entries hold.
+StatusOr<std::vector<SnpCertificateTableEntry>> ParseSnpCertificateTable(std::span<const uint8_t> table);
+
 // Verifies a report and returns what it says. In order:
 //   1. the report parses (ParseSnpReport) and is signed (SIGNING_KEY 0 or 1);
 //   2. the endorsement certificate is the kind SIGNER_INFO names (subject

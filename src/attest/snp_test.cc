@@ -1046,5 +1046,52 @@ TEST(SnpTest, ExpiredAskFails) {
   EXPECT_SNP_FAILS(Verify(f), StatusCode::kFailedPrecondition, "ASK SEV-Milan is not valid");
 }
 
+// A certificate table as a host hands it to a guest: entries, an all-zero
+// terminator, then the data.
+Bytes Table(const std::vector<std::pair<uint8_t, Bytes>>& entries) {
+  Bytes head, body;
+  const size_t data_start = (entries.size() + 1) * 24;
+  for (const auto& [tag, data] : entries) {
+    Bytes e(16, tag);
+    for (uint64_t v : {data_start + body.size(), static_cast<uint64_t>(data.size())}) {
+      for (int i = 0; i < 4; ++i) e.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    }
+    head.insert(head.end(), e.begin(), e.end());
+    body.insert(body.end(), data.begin(), data.end());
+  }
+  head.resize(head.size() + 24, 0);
+  head.insert(head.end(), body.begin(), body.end());
+  return head;
+}
+
+TEST(SnpTest, CertificateTableEntries) {
+  Bytes table = Table({{0x63, Bytes{1, 2, 3}}, {0x4a, Bytes{4, 5}}});
+  auto entries = ParseSnpCertificateTable(table);
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].guid[0], 0x63);
+  EXPECT_EQ((*entries)[0].data, (Bytes{1, 2, 3}));
+  EXPECT_EQ((*entries)[1].data, (Bytes{4, 5}));
+  auto empty = ParseSnpCertificateTable(Table({}));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST(SnpTest, CertificateTableBoundsAreChecked) {
+  Bytes table = Table({{0x63, Bytes{1, 2, 3}}});
+  Bytes past = table;
+  past[20] = 4;  // length one past the end
+  EXPECT_SNP_FAILS(ParseSnpCertificateTable(past), StatusCode::kIntegrity, "ends past the table");
+  Bytes into = table;
+  into[16] = 8;  // data inside the entries
+  EXPECT_SNP_FAILS(ParseSnpCertificateTable(into), StatusCode::kIntegrity, "points into the entries");
+  Bytes unended(16, 0x63);  // one entry, no data, and no terminator
+  unended.insert(unended.end(), {24, 0, 0, 0, 0, 0, 0, 0});
+  EXPECT_SNP_FAILS(ParseSnpCertificateTable(unended), StatusCode::kIntegrity, "no terminating entry");
+  EXPECT_SNP_FAILS(ParseSnpCertificateTable(Bytes{}), StatusCode::kIntegrity, "no terminating entry");
+  Bytes huge(65 * 1024, 0);
+  EXPECT_SNP_FAILS(ParseSnpCertificateTable(huge), StatusCode::kIntegrity, "larger than 64 KiB");
+}
+
 }  // namespace
 }  // namespace cloister::attest

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "attest/test_swtpm.h"
 #include "attest/test_vectors.h"
 #include "crypto/crypto.h"
 
@@ -1143,150 +1144,10 @@ TEST(TpmQuoteTest, MakeCredentialRefusesWhatATpmWouldNot) {
 
 // ---- against a software TPM (optional) ----
 
-// swtpm with tpm2-tools on a loopback port, in a temporary directory; the
-// TPM process ends with the object.
-class Swtpm {
- public:
-  static std::string Missing() {
-    for (const char* tool : {"swtpm", "tpm2_createek", "tpm2_createak", "tpm2_quote", "tpm2_activatecredential",
-                             "tpm2_startauthsession", "tpm2_policysecret", "tpm2_flushcontext"}) {
-      std::string cmd = std::string("command -v ") + tool + " >/dev/null 2>&1";
-      if (std::system(cmd.c_str()) != 0) return tool;
-    }
-    return "";
-  }
+using testing::Swtpm;
 
-  ~Swtpm() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
-
-  // Starts swtpm; false (with `error`) if it does not come up.
-  bool Start(std::string& error) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "cloister-swtpm-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) {
-      error = "mkdtemp failed";
-      return false;
-    }
-    dir_ = tmpl;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = FreePortPair();
-      if (port_ == 0) continue;
-      std::string server = "type=tcp,port=" + std::to_string(port_) + ",bindaddr=127.0.0.1";
-      std::string ctrl = "type=tcp,port=" + std::to_string(port_ + 1) + ",bindaddr=127.0.0.1";
-      std::string state = "dir=" + dir_;
-      std::string log = "file=" + dir_ + "/swtpm.log";
-      std::vector<std::string> args = {"swtpm",   "socket", "--tpm2",  "--server", server, "--ctrl", ctrl,
-                                       "--tpmstate", state, "--log", log, "--flags", "not-need-init,startup-clear"};
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      if (posix_spawnp(&pid_, "swtpm", nullptr, nullptr, argv.data(), environ) != 0) {
-        pid_ = 0;
-        error = "cannot start swtpm";
-        return false;
-      }
-      for (int i = 0; i < 200; ++i) {  // up to 2 s
-        if (Connects(port_)) return true;
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) == pid_) {
-          pid_ = 0;
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      if (pid_ > 0) {
-        kill(pid_, SIGTERM);
-        waitpid(pid_, nullptr, 0);
-        pid_ = 0;
-      }
-    }
-    error = "swtpm did not come up";
-    return false;
-  }
-
-  // Runs a tpm2-tools command line in the directory against this TPM;
-  // its output goes to tools.log there. True on exit status 0.
-  bool Run(const std::string& command) {
-    std::string line = "cd '" + dir_ + "' && TPM2TOOLS_TCTI='swtpm:host=127.0.0.1,port=" + std::to_string(port_) +
-                       "' " + command + " >>tools.log 2>&1";
-    return std::system(line.c_str()) == 0;
-  }
-  // Runs and then flushes transient objects (no resource manager here).
-  bool RunAndFlush(const std::string& command) { return Run(command) && Run("tpm2_flushcontext -t"); }
-
-  Bytes Read(const std::string& name) const {
-    std::ifstream in(dir_ + "/" + name, std::ios::binary);
-    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  void Write(const std::string& name, const Bytes& data) const {
-    std::ofstream out(dir_ + "/" + name, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  }
-  std::string Log() const {
-    Bytes b = Read("tools.log");
-    return std::string(b.begin(), b.end());
-  }
-
- private:
-  static int Bind(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-      if (fd >= 0) close(fd);
-      return -1;
-    }
-    return fd;
-  }
-  // A port P with P+1 free too (swtpm's control channel).
-  static int FreePortPair() {
-    int fd = Bind(0);
-    if (fd < 0) return 0;
-    sockaddr_in a{};
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    int port = ntohs(a.sin_port);
-    int next = port < 65535 ? Bind(port + 1) : -1;
-    close(fd);
-    if (next < 0) return 0;
-    close(next);
-    return port;
-  }
-  static bool Connects(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
-  }
-
-  std::string dir_;
-  int port_ = 0;
-  pid_t pid_ = 0;
-};
-
-// tpm2-tools' credential file: BE magic 0xBADCC0DE, BE version 1, then the
-// TPM2B_ID_OBJECT and the TPM2B_ENCRYPTED_SECRET.
 Bytes ToolsCredentialFile(const TpmCredential& c) {
-  Bytes f;
-  Be32(f, 0xBADCC0DE);
-  Be32(f, 1);
-  f.insert(f.end(), c.credential_blob.begin(), c.credential_blob.end());
-  f.insert(f.end(), c.encrypted_secret.begin(), c.encrypted_secret.end());
-  return f;
+  return testing::ToolsCredentialFile(c.credential_blob, c.encrypted_secret);
 }
 
 TEST(TpmQuoteTest, SwtpmActivatesCredentialAndQuoteVerifies) {

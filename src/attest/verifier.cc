@@ -16,6 +16,7 @@ std::string_view RefusalCode(Refusal r) {
     case Refusal::kEvidenceNotBound: return "evidence-not-bound";
     case Refusal::kUnknownConfig: return "unknown-config";
     case Refusal::kEvidenceTypeNotAllowed: return "evidence-type-not-allowed";
+    case Refusal::kEvidenceNotAccepted: return "evidence-not-accepted";
     case Refusal::kMeasurementNotAllowed: return "measurement-not-allowed";
   }
   return "unknown";

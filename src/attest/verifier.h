@@ -31,6 +31,9 @@ enum class Refusal {
   kEvidenceNotBound,
   kUnknownConfig,
   kEvidenceTypeNotAllowed,
+  // The node's hardware verdict does not pass the session's expect,
+  // tolerate and ignore_advisories (decided by the CAS, not here).
+  kEvidenceNotAccepted,
   kMeasurementNotAllowed,
 };
 std::string_view RefusalCode(Refusal r);  // "bad-request", ..., "measurement-not-allowed"

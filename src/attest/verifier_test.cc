@@ -152,6 +152,7 @@ TEST(VerifierTest, ReasonCodesAreTheProtocolsNames) {
   EXPECT_EQ(RefusalCode(Refusal::kEvidenceNotBound), "evidence-not-bound");
   EXPECT_EQ(RefusalCode(Refusal::kUnknownConfig), "unknown-config");
   EXPECT_EQ(RefusalCode(Refusal::kEvidenceTypeNotAllowed), "evidence-type-not-allowed");
+  EXPECT_EQ(RefusalCode(Refusal::kEvidenceNotAccepted), "evidence-not-accepted");
   EXPECT_EQ(RefusalCode(Refusal::kMeasurementNotAllowed), "measurement-not-allowed");
 }
 

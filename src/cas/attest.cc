@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "attest/hw_policy.h"
 #include "attest/verifier.h"
 #include "base/bytes.h"
 #include "base/clock.h"
@@ -41,10 +42,18 @@ Status RefusalStatus(Refusal r) {
       return PermissionDenied("the evidence is not bound to the key of this connection");
     case Refusal::kUnknownConfig: return NotFound("no such session or service");
     case Refusal::kEvidenceTypeNotAllowed: return PermissionDenied("the session does not accept this type of evidence");
+    case Refusal::kEvidenceNotAccepted:
+      return PermissionDenied("the node's hardware evidence does not meet the session's attestation requirements");
     case Refusal::kMeasurementNotAllowed:
       return PermissionDenied("the program's measurement is not allowed for this service");
   }
   return PermissionDenied("refused");
+}
+
+std::string JoinReasons(const std::vector<std::string>& reasons) {
+  std::string out;
+  for (const std::string& r : reasons) out += (out.empty() ? "" : "; ") + r;
+  return out;
 }
 
 std::string_view UpdatePolicyName(policy::UpdatePolicy p) {
@@ -213,9 +222,12 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     return revoked_.count(id) > 0;
   };
   attest::EvidenceCheck check = attest::CheckStartEvidence(evidence, trust, UnixNowNs(), client_key_hash);
+  // The node's verdict, for a node that joined with hardware evidence
+  // (docs/protocol.md section 4.1): a start is of the node's evidence type,
+  // since what the LAS signs is only as good as what the node proved.
+  std::shared_ptr<const attest::HardwareVerdict> verdict;
   if (check.claims) {
     const attest::SimClaims& c = *check.claims;
-    rec.evidence = std::string(attest::EvidenceTypeName(c.type));
     rec.node_id = c.node_id;
     rec.executable = HexEncode(c.executable);
     rec.runtime = HexEncode(c.runtime);
@@ -223,6 +235,9 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
     std::shared_lock<std::shared_mutex> l(nodes_mu_);
     auto it = node_names_.find(c.node_id);
     if (it != node_names_.end()) rec.node_name = it->second;
+    auto v = node_verdicts_.find(c.node_id);
+    if (v != node_verdicts_.end()) verdict = v->second;
+    rec.evidence = verdict ? verdict->type : std::string(attest::EvidenceTypeName(c.type));
   }
   if (check.refusal) return refuse(*check.refusal, check.detail);
   const attest::SimClaims& claims = *check.claims;
@@ -242,9 +257,20 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   if (svc == nullptr) return refuse(Refusal::kUnknownConfig, "session " + rec.session + " has no service " + rec.service);
 
   if (!Contains(p->attestation.allowed, rec.evidence) ||
-      (claims.type == attest::EvidenceType::kSim && !Contains(p->attestation.tolerate, "simulation"))) {
+      (!verdict && !Contains(p->attestation.tolerate, "simulation"))) {
     return refuse(Refusal::kEvidenceTypeNotAllowed,
                   rec.evidence + " evidence is not in security.attestation.allowed (or simulation is not tolerated)");
+  }
+  std::string tolerated;
+  if (verdict) {
+    attest::HardwareDecision d =
+        attest::JudgeHardwareVerdict(*verdict, *Requirements(rec.session_hash, *p), EvidenceNow());
+    if (!d.accepted) {
+      return refuse(Refusal::kEvidenceNotAccepted, "the " + verdict->type + " verdict of node " +
+                                                       rec.node_id.substr(0, 16) + " is not accepted: " +
+                                                       JoinReasons(d.reasons));
+    }
+    tolerated = JoinReasons(d.reasons);
   }
   if (!Contains(svc->measurements, rec.executable)) {
     return refuse(Refusal::kMeasurementNotAllowed,
@@ -359,6 +385,7 @@ AttestResult CasService::Attest(const std::string& config_id, std::span<const ui
   }
   for (auto& [_, v] : values) v.bytes = SecretBytes();
   rec.granted = true;
+  if (!tolerated.empty()) rec.detail = "tolerated: " + tolerated;
   out.evidence = rec.evidence;
   Record(std::move(rec));
   out.config = std::move(g);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <yaml-cpp/yaml.h>
 
 #include "base/bytes.h"
@@ -16,6 +17,7 @@
 #include "cas/service.h"
 #include "net/http_client.h"
 #include "crypto/identity.h"
+#include "crypto/x509.h"
 #include "os/daemon.h"
 #include "os/secret_file.h"
 
@@ -32,6 +34,10 @@ struct Config {
   ServerOptions server;
   std::vector<std::string> admins;
   int64_t node_certificate_seconds = 86400;
+  std::string pccs_url, pccs_ca_file;
+  // PEM files of the TPM manufacturers' CAs that EK certificates must
+  // chain to (docs/protocol.md section 4.1).
+  std::vector<std::string> tpm_ek_ca_files;
   bool validate_only = false;
 };
 
@@ -58,16 +64,20 @@ Status LoadConfigFile(const std::string& path, Config& c, const CLI::App& app) {
   for (const auto& kv : root) {
     std::string k = kv.first.as<std::string>();
     if (k != "state_dir" && k != "api_listen" && k != "attest_listen" && k != "unseal_key_file" && k != "threads" &&
-        k != "log_requests" && k != "read_timeout_seconds" && k != "admins" && k != "node_certificate_seconds") {
+        k != "log_requests" && k != "read_timeout_seconds" && k != "admins" && k != "node_certificate_seconds" &&
+        k != "pccs_url" && k != "pccs_ca_file" && k != "tpm_ek_cas") {
       return InvalidArgument("config file " + path + ": unknown field '" + k +
                              "' (allowed: state_dir, api_listen, attest_listen, unseal_key_file, threads, "
-                             "read_timeout_seconds, log_requests, admins, node_certificate_seconds)");
+                             "read_timeout_seconds, log_requests, admins, node_certificate_seconds, pccs_url, pccs_ca_file, "
+                             "tpm_ek_cas)");
     }
   }
   RETURN_IF_ERROR(str("state_dir", "--state-dir", c.state_dir));
   RETURN_IF_ERROR(str("api_listen", "--api-listen", c.server.api_listen));
   RETURN_IF_ERROR(str("attest_listen", "--attest-listen", c.server.attest_listen));
   RETURN_IF_ERROR(str("unseal_key_file", "--unseal-key-file", c.unseal_key_file));
+  RETURN_IF_ERROR(str("pccs_url", "--pccs-url", c.pccs_url));
+  RETURN_IF_ERROR(str("pccs_ca_file", "--pccs-ca-file", c.pccs_ca_file));
   try {
     if (root["threads"] && app.count("--threads") == 0) c.server.threads = root["threads"].as<int>();
     if (root["read_timeout_seconds"]) c.server.read_timeout_seconds = root["read_timeout_seconds"].as<int>();
@@ -78,6 +88,16 @@ Status LoadConfigFile(const std::string& path, Config& c, const CLI::App& app) {
     if (root["admins"]) {
       if (!root["admins"].IsSequence()) return InvalidArgument("config file " + path + ": admins must be a list");
       for (const auto& a : root["admins"]) c.admins.push_back(a.as<std::string>());
+    }
+    // One file or a list of files; --tpm-ek-ca replaces them.
+    if (const YAML::Node cas = root["tpm_ek_cas"]; cas && app.count("--tpm-ek-ca") == 0) {
+      if (cas.IsScalar()) {
+        c.tpm_ek_ca_files.push_back(cas.as<std::string>());
+      } else if (cas.IsSequence()) {
+        for (const auto& f : cas) c.tpm_ek_ca_files.push_back(f.as<std::string>());
+      } else {
+        return InvalidArgument("config file " + path + ": tpm_ek_cas must be a file name or a list of them");
+      }
     }
   } catch (const YAML::Exception& e) {
     return InvalidArgument("config file " + path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
@@ -106,6 +126,21 @@ StatusOr<std::pair<net::TlsIdentity, std::string>> LoadOrCreateIdentity(const st
   return std::make_pair(std::move(id), hash);
 }
 
+// The TPM EK CAs: every certificate of every file (PEM bundles or DER).
+StatusOr<std::vector<std::shared_ptr<const crypto::Certificate>>> LoadTpmEkCas(const std::vector<std::string>& files) {
+  std::vector<std::shared_ptr<const crypto::Certificate>> out;
+  for (const std::string& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) return IoError("tpm_ek_cas: cannot read " + f);
+    Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto certs = crypto::Certificate::ParseBundle(bytes);
+    if (!certs.ok()) return InvalidArgument("tpm_ek_cas: " + f + " holds no certificates: " + certs.status().message());
+    // Pinned by the operator: each is trusted as it is, root or not.
+    for (auto& cert : *certs) out.push_back(std::move(cert));
+  }
+  return out;
+}
+
 }  // namespace
 
 int CasMain(int argc, char** argv) {
@@ -125,7 +160,13 @@ int CasMain(int argc, char** argv) {
   app.add_option("--node-certificate-seconds", c.node_certificate_seconds,
                  "Validity of the certificates issued to nodes")
       ->capture_default_str();
+  app.add_option("--tpm-ek-ca", c.tpm_ek_ca_files,
+                 "PEM file of TPM manufacturer CAs that EK certificates must chain to (tpm node evidence); "
+                 "repeatable");
   app.add_option("--ports-file", c.ports_file, "Write the bound ports as JSON to this file (for port 0)");
+  app.add_option("--pccs-url", c.pccs_url,
+                 "PCCS-compatible URL to fetch Intel collateral from when the CAS holds none that is current");
+  app.add_option("--pccs-ca-file", c.pccs_ca_file, "PEM CA certificates that verify the PCCS (default: the system's)");
   app.add_flag("--validate", c.validate_only, "Check the configuration and the state directory, then exit");
   try {
     app.parse(argc, argv);
@@ -150,9 +191,15 @@ int CasMain(int argc, char** argv) {
   if (c.node_certificate_seconds < 60 || c.node_certificate_seconds > 366 * 86400) {
     return Die("", InvalidArgument("node_certificate_seconds must be 60 seconds to 366 days"));
   }
+  if (!c.pccs_url.empty() && c.pccs_url.rfind("https://", 0) != 0 && c.pccs_url.rfind("http://127.", 0) != 0 &&
+      c.pccs_url.rfind("http://localhost", 0) != 0) {
+    return Die("", InvalidArgument("pccs_url must be an https:// URL (plain http only on loopback)"));
+  }
   for (const std::string* addr : {&c.server.api_listen, &c.server.attest_listen}) {
     if (auto hp = net::ParseHostPort(*addr); !hp.ok()) return Die("", hp.status());
   }
+  auto tpm_ek_cas = LoadTpmEkCas(c.tpm_ek_ca_files);
+  if (!tpm_ek_cas.ok()) return Die("", tpm_ek_cas.status());
 
   // The CAS holds every tenant's secrets in memory.
   sigset_t stop = os::PrepareServiceProcess();
@@ -192,6 +239,8 @@ int CasMain(int argc, char** argv) {
   (*service)->SetAdmins(c.admins);
   (*service)->SetLogAttestations(c.server.log_requests);
   (*service)->SetNodeCertificateSeconds(c.node_certificate_seconds);
+  (*service)->SetTpmEkCas(std::move(*tpm_ek_cas));
+  (*service)->SetPccs(c.pccs_url, c.pccs_ca_file);
   auto identity = LoadOrCreateIdentity(c.state_dir);
   if (!identity.ok()) return Die("CAS identity", identity.status());
   const std::string& key_hash = identity->second;

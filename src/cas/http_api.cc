@@ -113,8 +113,10 @@ json RefusalJson(const Status& s, const std::string& reason, const std::string& 
 std::string RouteOf(const std::string& path) {
   static const char* kExact[] = {"/healthz",      "/readyz",        "/metrics",         "/v1/cas",
                                  "/v1/init",      "/v1/unseal",     "/v1/sessions",     "/v1/join-tokens",
-                                 "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/attest",
-                                 "/v1/attest/relay", "/v1/attest/relay/batch", "/v1/volumes/commit"};
+                                 "/v1/nodes",     "/v1/nodes/join", "/v1/nodes/renew",  "/v1/nodes/challenge",
+                                 "/v1/attest",
+                                 "/v1/attest/relay", "/v1/attest/relay/batch", "/v1/volumes/commit",
+                                 "/v1/collateral"};
   for (const char* p : kExact) {
     if (path == p) return p;
   }
@@ -233,7 +235,7 @@ void CasServer::Routes() {
     bool session_api = req.path.rfind("/v1/sessions", 0) == 0 || req.path.rfind("/v1/history/", 0) == 0 ||
                        req.path.rfind("/v1/attestations/", 0) == 0 || req.path.rfind("/v1/nodes", 0) == 0 ||
                        req.path == "/v1/join-tokens" || req.path.rfind("/v1/attest/relay", 0) == 0 ||
-                       req.path == "/v1/volumes/commit";
+                       req.path == "/v1/volumes/commit" || req.path == "/v1/collateral";
     if (!session_api) return httplib::Server::HandlerResponse::Unhandled;
     if (!request_identity) {
       ReplyError(res, Unauthenticated("a client certificate is required (create an identity with "
@@ -448,6 +450,7 @@ void CasServer::Routes() {
         j["detail"] = r.detail;
       } else {
         j["session_hash"] = r.session_hash;
+        if (!r.detail.empty()) j["detail"] = r.detail;  // what the session tolerated
       }
       out.push_back(std::move(j));
     }
@@ -477,7 +480,41 @@ void CasServer::Routes() {
     Reply(res, 201, j);
     j["token"] = "";
   });
-  api.Post("/v1/nodes/join", [&svc, node_reply](const Request& req, Response& res) {
+  // Hardware evidence of a join or renewal (docs/protocol.md section 4.1):
+  // absent, or parsed into `out`; false when a 400 was written.
+  auto node_evidence = [](const json& body, Response& res, std::optional<NodeEvidence>& out) {
+    auto it = body.find("evidence");
+    if (it == body.end()) return true;
+    auto parsed = ParseNodeEvidence(*it);
+    if (!parsed.ok()) {
+      ReplyError(res, parsed.status());
+      return false;
+    }
+    out = std::move(*parsed);
+    return true;
+  };
+  api.Post("/v1/nodes/challenge", [&svc](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto request = ParseNodeChallengeRequest(*body);
+    if (!request.ok()) return ReplyError(res, request.status());
+    auto c = svc.CreateNodeChallenge(Caller(), *request);
+    if (!c.ok()) {
+      // Too many open challenges of this node: 429, the node's own doing;
+      // too many in all: 503, as when the CAS is sealed.
+      if (c.status().code() == StatusCode::kResourceExhausted) {
+        return Reply(res, 429, {{"error", c.status().message()}, {"code", "too-many-requests"}});
+      }
+      return ReplyError(res, c.status());
+    }
+    json j = {{"challenge", HexEncode(c->challenge)}, {"expires", c->expires_unix}};
+    if (!c->credential_blob.empty()) {
+      j["credential_blob"] = Base64Encode(c->credential_blob);
+      j["encrypted_secret"] = Base64Encode(c->encrypted_secret);
+    }
+    Reply(res, 200, j);
+  });
+  api.Post("/v1/nodes/join", [&svc, node_reply, node_evidence](const Request& req, Response& res) {
     auto body = BodyObject(req, res);
     if (!body) return;
     auto token = StringField(*body, "token", res);
@@ -486,20 +523,36 @@ void CasServer::Routes() {
     if (!name) return;
     SecretBytes t(reinterpret_cast<const uint8_t*>(token->data()), token->size());
     SecureZero(token->data(), token->size());
+    std::optional<NodeEvidence> evidence;
+    if (!node_evidence(*body, res, evidence)) return;
     auto pem = net::PeerCertificatePem(req.ssl);
-    node_reply(res, svc.JoinNode(Caller(), pem.value_or(""), t, *name));
+    node_reply(res, svc.JoinNode(Caller(), pem.value_or(""), t, *name, evidence ? &*evidence : nullptr));
   });
-  api.Post("/v1/nodes/renew", [&svc, node_reply](const Request& req, Response& res) {
+  api.Post("/v1/nodes/renew", [&svc, node_reply, node_evidence](const Request& req, Response& res) {
+    // `{}` (or no body, as older nodes send) renews a node that joined
+    // with a token alone.
+    std::optional<NodeEvidence> evidence;
+    if (!req.body.empty()) {
+      auto body = BodyObject(req, res);
+      if (!body) return;
+      if (!node_evidence(*body, res, evidence)) return;
+    }
     auto pem = net::PeerCertificatePem(req.ssl);
-    node_reply(res, svc.RenewNode(Caller(), pem.value_or("")));
+    node_reply(res, svc.RenewNode(Caller(), pem.value_or(""), evidence ? &*evidence : nullptr));
   });
   api.Get("/v1/nodes", [&svc](const Request&, Response& res) {
     auto list = svc.ListNodes(Caller());
     if (!list.ok()) return ReplyError(res, list.status());
     json out = json::array();
     for (const NodeInfo& n : *list) {
-      out.push_back({{"id", n.id}, {"name", n.name}, {"joined", n.joined}, {"renewed", n.renewed},
-                     {"expires", n.expires_unix}, {"how", n.how}, {"revoked", n.revoked}, {"revoked_at", n.revoked_at}});
+      json j = {{"id", n.id},           {"name", n.name}, {"joined", n.joined},   {"renewed", n.renewed},
+                {"expires", n.expires_unix}, {"how", n.how},   {"revoked", n.revoked}, {"revoked_at", n.revoked_at}};
+      if (!n.verdict_json.empty()) {
+        // The verdict of the node's latest join or renewal with evidence.
+        j["tcb_status"] = n.tcb_status;
+        j["evidence"] = json::parse(n.verdict_json, nullptr, /*allow_exceptions=*/false);
+      }
+      out.push_back(std::move(j));
     }
     Reply(res, 200, {{"nodes", out}});
   });
@@ -508,6 +561,40 @@ void CasServer::Routes() {
     Status s = svc.RevokeNode(Caller(), id);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, 200, {{"revoked", id}});
+  });
+
+  // Collateral for hardware evidence (docs/cas.md): administrators import
+  // files (each as its name and base64 content) and list what is held.
+  api.Post("/v1/collateral", [&svc](const Request& req, Response& res) {
+    auto body = BodyObject(req, res);
+    if (!body) return;
+    auto it = body->find("files");
+    if (it == body->end() || !it->is_array()) {
+      return ReplyError(res, InvalidArgument("files must be a list of {\"name\", \"content\"}"));
+    }
+    std::vector<attest::CollateralFile> files;
+    for (const json& f : *it) {
+      if (!f.is_object() || !f.contains("name") || !f["name"].is_string() || !f.contains("content") ||
+          !f["content"].is_string()) {
+        return ReplyError(res, InvalidArgument("each file must be {\"name\": string, \"content\": base64}"));
+      }
+      auto bytes = Base64Decode(f["content"].get<std::string>());
+      if (!bytes) return ReplyError(res, InvalidArgument(f["name"].get<std::string>() + ": content is not base64"));
+      files.push_back({f["name"].get<std::string>(), std::move(*bytes)});
+    }
+    auto r = svc.ImportCollateral(Caller(), files);
+    if (!r.ok()) return ReplyError(res, r.status());
+    Reply(res, 200, {{"added", r->added}, {"unchanged", r->unchanged}, {"unrecognised", r->unrecognised}});
+  });
+  api.Get("/v1/collateral", [&svc](const Request&, Response& res) {
+    auto list = svc.ListCollateral(Caller());
+    if (!list.ok()) return ReplyError(res, list.status());
+    json out = json::array();
+    for (const CollateralEntry& e : *list) {
+      out.push_back({{"kind", e.kind}, {"subject", e.subject}, {"source", e.source}, {"added", e.added},
+                     {"next_update", e.next_update_unix}});
+    }
+    Reply(res, 200, {{"collateral", out}});
   });
 
   // The attestation endpoint (docs/protocol.md section 5): a starting

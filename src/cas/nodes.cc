@@ -1,11 +1,13 @@
 // Nodes: the node CA, join tokens, joining, renewal, listing and
-// revocation (docs/protocol.md section 4).
+// revocation (docs/protocol.md section 4; the evidence of section 4.1 is
+// verified in node_evidence.cc).
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 
 #include "base/bytes.h"
 #include "base/clock.h"
+#include "cas/node_evidence.h"
 #include "cas/service.h"
 #include "cas/service_internal.h"
 #include "crypto/certificate.h"
@@ -83,10 +85,16 @@ Status CasService::LoadNodeState() {
   ASSIGN_OR_RETURN(auto nodes, store.Scan(kNodes));
   revoked_.clear();
   node_names_.clear();
+  node_verdicts_.clear();
   for (auto& [id, value] : nodes) {
     ASSIGN_OR_RETURN(json n, ParseRecord(value, "node"));
     node_names_[id] = n.value("name", "");
     if (n.value("revoked", false)) revoked_.insert(id);
+    if (IsNodeEvidenceType(n.value("how", ""))) {
+      auto verdict = VerdictFromJson(n.value("evidence", json()));
+      if (!verdict.ok()) return InternalError("node " + id + ": " + verdict.status().message());
+      node_verdicts_[id] = std::make_shared<const attest::HardwareVerdict>(std::move(*verdict));
+    }
   }
   return Status::Ok();
 }
@@ -130,7 +138,8 @@ StatusOr<NodeCertificate> CasService::Certify(const std::string& node_id, const 
 }
 
 StatusOr<NodeCertificate> CasService::JoinNode(const std::string& node_id, const std::string& node_certificate_pem,
-                                               const SecretBytes& token, const std::string& name) {
+                                               const SecretBytes& token, const std::string& name,
+                                               const NodeEvidence* evidence) {
   RETURN_IF_ERROR(RequireUnsealed());
   if (!ValidNodeName(name)) return InvalidArgument("a node name is 1 to 64 of A-Z a-z 0-9 . _ -");
   // One answer for unknown, used and expired tokens: the caller learns
@@ -150,11 +159,24 @@ StatusOr<NodeCertificate> CasService::JoinNode(const std::string& node_id, const
     ASSIGN_OR_RETURN(node, ParseRecord(existing->value, "node"));
     if (node.value("revoked", false)) return PermissionDenied("node " + node_id + " is revoked");
   }
+  // The token stays unused until everything below succeeded.
+  std::shared_ptr<const attest::HardwareVerdict> verdict;
+  int64_t verified_at = 0;
+  if (evidence != nullptr) {
+    verified_at = EvidenceNow();
+    ASSIGN_OR_RETURN(attest::HardwareVerdict v, VerifyNodeEvidence(node_id, *evidence));
+    verdict = std::make_shared<const attest::HardwareVerdict>(std::move(v));
+  }
   ASSIGN_OR_RETURN(NodeCertificate c, Certify(node_id, node_certificate_pem, name));
   std::string now = Now();
   if (!existing) node["joined"] = now;
   node["name"] = name;
-  node["how"] = "join-token";
+  node["how"] = verdict ? verdict->type : "join-token";
+  if (verdict) {
+    node["evidence"] = VerdictJson(*verdict, verified_at);
+  } else {
+    node.erase("evidence");
+  }
   node["renewed"] = now;
   node["expires"] = c.expires_unix;
   node["revoked"] = false;
@@ -169,24 +191,52 @@ StatusOr<NodeCertificate> CasService::JoinNode(const std::string& node_id, const
   }
   std::unique_lock<std::shared_mutex> l(nodes_mu_);
   node_names_[node_id] = name;
+  if (verdict) {
+    node_verdicts_[node_id] = verdict;
+  } else {
+    node_verdicts_.erase(node_id);
+  }
   return c;
 }
 
-StatusOr<NodeCertificate> CasService::RenewNode(const std::string& node_id, const std::string& node_certificate_pem) {
+StatusOr<NodeCertificate> CasService::RenewNode(const std::string& node_id, const std::string& node_certificate_pem,
+                                                const NodeEvidence* evidence) {
   RETURN_IF_ERROR(RequireUnsealed());
   ASSIGN_OR_RETURN(auto existing, store_->GetVersioned(kNodes, node_id));
   if (!existing) return PermissionDenied("node " + node_id + " has not joined this CAS");
   ASSIGN_OR_RETURN(json node, ParseRecord(existing->value, "node"));
   if (node.value("revoked", false)) return PermissionDenied("node " + node_id + " is revoked");
+  // A node keeps the kind of proof it joined with: hardware evidence at
+  // every renewal, or the token alone.
+  const std::string how = node.value("how", "join-token");
+  std::shared_ptr<const attest::HardwareVerdict> verdict;
+  int64_t verified_at = 0;
+  if (IsNodeEvidenceType(how)) {
+    if (evidence == nullptr || evidence->type != how) {
+      return PermissionDenied("node " + node_id + " joined with " + how + " evidence and renews only with fresh " +
+                              how + " evidence" + (evidence == nullptr ? "" : ", not " + evidence->type));
+    }
+    verified_at = EvidenceNow();
+    ASSIGN_OR_RETURN(attest::HardwareVerdict v, VerifyNodeEvidence(node_id, *evidence));
+    verdict = std::make_shared<const attest::HardwareVerdict>(std::move(v));
+  } else if (evidence != nullptr) {
+    return PermissionDenied("node " + node_id + " joined with a join token alone and renews without evidence; to "
+                            "prove itself with " + evidence->type + " evidence it joins again with a new token");
+  }
   ASSIGN_OR_RETURN(NodeCertificate c, Certify(node_id, node_certificate_pem, node.value("name", "")));
   node["renewed"] = Now();
   node["expires"] = c.expires_unix;
+  if (verdict) node["evidence"] = VerdictJson(*verdict, verified_at);
   auto applied = store_->Apply({Store::Write{kNodes, node_id, ToBytes(node.dump()), existing->revision}});
   if (!applied.ok()) {
     if (applied.status().code() == StatusCode::kFailedPrecondition) {
       return StaleError("node " + node_id + " changed meanwhile (revoked?); try again");
     }
     return applied.status();
+  }
+  if (verdict) {
+    std::unique_lock<std::shared_mutex> l(nodes_mu_);
+    node_verdicts_[node_id] = verdict;
   }
   return c;
 }
@@ -198,9 +248,14 @@ StatusOr<std::vector<NodeInfo>> CasService::ListNodes(const std::string& caller)
   std::vector<NodeInfo> out;
   for (auto& [id, value] : rows) {
     ASSIGN_OR_RETURN(json n, ParseRecord(value, "node"));
-    out.push_back(NodeInfo{id, n.value("name", ""), n.value("joined", ""), n.value("renewed", ""),
-                           n.value("expires", int64_t{0}), n.value("how", ""), n.value("revoked", false),
-                           n.value("revoked_at", "")});
+    NodeInfo info{id, n.value("name", ""), n.value("joined", ""), n.value("renewed", ""),
+                  n.value("expires", int64_t{0}), n.value("how", ""), n.value("revoked", false),
+                  n.value("revoked_at", "")};
+    if (auto e = n.find("evidence"); e != n.end() && e->is_object()) {
+      info.tcb_status = e->value("tcb_status", "");
+      info.verdict_json = e->dump();
+    }
+    out.push_back(std::move(info));
   }
   std::sort(out.begin(), out.end(), [](const NodeInfo& a, const NodeInfo& b) { return a.joined < b.joined; });
   return out;

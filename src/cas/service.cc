@@ -172,6 +172,7 @@ Status CasService::OpenStore(const SecretBytes& database_key) {
   // in memory (this process is the store's only writer, see lock_fd_).
   store_ = NewCachingStore(std::move(enc), {std::string(kSessions)}, kCachedSessions);
   RETURN_IF_ERROR(LoadNodeState());
+  RETURN_IF_ERROR(LoadCollateral());
   ASSIGN_OR_RETURN(volume_token_key_, DeriveVolumeTokenKey(database_key));
   attestation_log_ = std::make_unique<AttestationLog>(store_);
   seal_.state = SealState::kUnsealed;

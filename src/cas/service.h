@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <shared_mutex>
@@ -25,13 +26,16 @@
 #include <string_view>
 #include <vector>
 
+#include "attest/collateral.h"
 #include "base/bytes.h"
 #include "base/secret.h"
 #include "cas/keyring.h"
+#include "cas/node_evidence.h"
 #include "cas/store.h"
 #include "cloister/status.h"
 #include "crypto/certificate.h"
 #include "crypto/signature.h"
+#include "crypto/x509.h"
 #include "policy/policy.h"
 
 namespace cloister::cas {
@@ -112,9 +116,33 @@ struct NodeInfo {
   std::string id, name;
   std::string joined, renewed;  // RFC 3339
   int64_t expires_unix = 0;     // of the last certificate issued
-  std::string how;              // "join-token"
+  std::string how;              // "join-token", or the evidence type: "tpm", "tdx", "snp"
   bool revoked = false;
   std::string revoked_at;
+  // Nodes that joined with evidence: the TCB status of the verdict of the
+  // latest join or renewal, and that verdict as JSON (node_evidence.h).
+  std::string tcb_status;
+  std::string verdict_json;
+};
+
+// One piece of collateral the CAS holds (docs/cas.md, "Collateral for
+// hardware evidence"), as `cloister cas collateral list` shows it.
+struct CollateralEntry {
+  // "tcb-info", "qe-identity", "tcb-signing-chain", "root-ca-crl",
+  // "pck-crl", "pck-certificates", "amd-certificate", "amd-crl".
+  std::string kind;
+  // What it is for: "TDX fmspc 00806f050000" for a TCB Info, "TD_QE" for a
+  // QE Identity, the issuer of a CRL or certificate.
+  std::string subject;
+  std::string source;           // "import", or the PCCS URL it came from
+  std::string added;            // RFC 3339
+  int64_t next_update_unix = 0;  // TCB Info / QE Identity / CRL; 0: none
+};
+
+struct CollateralImportResult {
+  size_t added = 0;                     // pieces new or replacing older ones
+  size_t unchanged = 0;                 // pieces the CAS held already
+  std::vector<std::string> unrecognised;  // names of files that are no collateral
 };
 
 // One start of a protected program, as `cloister session attestations`
@@ -124,8 +152,12 @@ struct AttestationRecord {
   std::string session, service;
   bool granted = false;
   std::string reason;    // empty when granted; a protocol reason code otherwise
-  std::string detail;    // what exactly failed
-  std::string evidence;  // evidence type ("sim"), or empty if it did not parse
+  // What exactly failed; for a grant of hardware evidence, what the session
+  // tolerated in it (empty if nothing).
+  std::string detail;
+  // The start's evidence type: the node's ("sim" for a node that joined
+  // with a token alone, else "tpm", "tdx", "snp"); empty if it did not parse.
+  std::string evidence;
   std::string node_id, node_name;
   std::string executable, runtime;  // hex measurements, when the evidence parsed
   uint32_t pid = 0;
@@ -217,12 +249,54 @@ class CasService {
 
   // Nodes (docs/protocol.md section 4). `node_certificate_pem` is the
   // certificate the node presented in TLS; `node_id` is its key's identity.
+  // `evidence` (section 4.1), when given, must answer a challenge of this
+  // node; a join token is consumed only by a join that succeeds. A node
+  // that joined with evidence renews only with evidence of the same type.
   StatusOr<JoinToken> CreateJoinToken(const std::string& caller, int64_t ttl_seconds);
   StatusOr<NodeCertificate> JoinNode(const std::string& node_id, const std::string& node_certificate_pem,
-                                     const SecretBytes& token, const std::string& name);
-  StatusOr<NodeCertificate> RenewNode(const std::string& node_id, const std::string& node_certificate_pem);
+                                     const SecretBytes& token, const std::string& name,
+                                     const NodeEvidence* evidence = nullptr);
+  StatusOr<NodeCertificate> RenewNode(const std::string& node_id, const std::string& node_certificate_pem,
+                                      const NodeEvidence* evidence = nullptr);
+  // A challenge for the node's next join or renewal with evidence
+  // (docs/protocol.md section 4.1; node_evidence.cc). For tpm, the EK
+  // certificate must chain to a CA of SetTpmEkCas, the EK public area be
+  // its key and the AK an attestation key (kPermissionDenied naming what
+  // failed). kResourceExhausted when the node has 4 challenges open,
+  // kUnavailable when the CAS has 10,000.
+  StatusOr<NodeChallenge> CreateNodeChallenge(const std::string& node_id, const NodeChallengeRequest& request);
+  // The TPM manufacturers' CAs an EK certificate must chain to (any of
+  // them may be an intermediate). Set once before serving; none: the CAS
+  // refuses tpm challenges.
+  void SetTpmEkCas(std::vector<std::shared_ptr<const crypto::Certificate>> cas) { tpm_ek_cas_ = std::move(cas); }
+  // Tests: the clock (UNIX seconds) node evidence is verified with,
+  // challenges expire by, and starts of hardware nodes are judged at.
+  void SetEvidenceClockForTesting(std::function<int64_t()> now_unix) { evidence_clock_ = std::move(now_unix); }
   StatusOr<std::vector<NodeInfo>> ListNodes(const std::string& caller);
   Status RevokeNode(const std::string& caller, const std::string& node_id);
+
+  // Collateral for hardware evidence (docs/cas.md). Importing and listing
+  // are for administrators; imported collateral is kept in the sealed store
+  // and replaces older pieces for the same thing (by kind and subject).
+  StatusOr<CollateralImportResult> ImportCollateral(const std::string& caller,
+                                                    const std::vector<attest::CollateralFile>& files);
+  StatusOr<std::vector<CollateralEntry>> ListCollateral(const std::string& caller);
+  // A PCCS-compatible base URL ("https://pccs.example:8081", the part before
+  // "/sgx/certification/v4/..."); empty for none. When set, collateral that
+  // is missing or past its nextUpdate is fetched from it, kept like imported
+  // collateral, and used. `ca_file`: PEM CAs to verify its TLS certificate
+  // (empty: the system's).
+  void SetPccs(std::string url, std::string ca_file);
+  // The collateral to verify a DCAP quote (tdx or sgx) now: TCB Info and QE
+  // Identity for its platform, the CRLs and chains. kNotFound, naming what
+  // is missing, when the CAS holds none (and the PCCS, if any, had none).
+  StatusOr<attest::DcapCollateral> DcapCollateralForQuote(std::span<const uint8_t> quote);
+  // The collateral to verify an SEV-SNP report: the VCEK/VLEK for its chip
+  // and reported TCB (from `auxblob`, the certificate table a guest got
+  // with the report through configfs-tsm, when given; else from what the CAS
+  // holds), the AMD CAs and CRLs. kNotFound when there is no such VCEK.
+  StatusOr<attest::SnpCollateral> SnpCollateralForReport(std::span<const uint8_t> report,
+                                                         std::span<const uint8_t> auxblob);
 
   // Attestation at start (docs/protocol.md section 5): `client_key_hash` is
   // the SHA-256 of the TLS client's public key. Every call is recorded.
@@ -262,6 +336,15 @@ class CasService {
   Status RequireAdmin(const std::string& caller) const;
   StatusOr<NodeCertificate> Certify(const std::string& node_id, const std::string& node_certificate_pem,
                                     const std::string& name);
+  // node_evidence.cc: the time evidence is verified and judged at; the
+  // verdict of evidence that answers an open challenge of `node_id`
+  // (kPermissionDenied naming what failed, or the collateral store's error).
+  int64_t EvidenceNow() const;
+  StatusOr<attest::HardwareVerdict> VerifyNodeEvidence(const std::string& node_id, const NodeEvidence& evidence);
+  // What a session's policy asks of hardware verdicts, built once per
+  // policy version.
+  std::shared_ptr<const attest::HardwareRequirements> Requirements(const std::string& hash,
+                                                                   const policy::Policy& policy);
   void Record(AttestationRecord r);
   void CountCommit(const CommitResult& r);
   std::shared_ptr<const policy::Policy> ParsedPolicy(const std::string& hash, const std::string& document);
@@ -292,6 +375,15 @@ class CasService {
   SecretBytes node_ca_key_;
   std::set<std::string> revoked_;
   std::map<std::string, std::string> node_names_;
+  // Nodes that joined with evidence: the verdict of their latest join or
+  // renewal (its type is the node's). Nodes absent here start as `sim`.
+  std::map<std::string, std::shared_ptr<const attest::HardwareVerdict>> node_verdicts_;
+  // Node evidence (node_evidence.cc).
+  ChallengeStore challenges_;
+  std::vector<std::shared_ptr<const crypto::Certificate>> tpm_ek_cas_;
+  std::function<int64_t()> evidence_clock_;
+  std::mutex requirements_mu_;
+  std::map<std::string, std::shared_ptr<const attest::HardwareRequirements>> requirements_cache_;
   // Parsed policies by document hash, so a start does not parse YAML.
   std::mutex policy_cache_mu_;
   std::map<std::string, std::shared_ptr<const policy::Policy>> policy_cache_;
@@ -313,6 +405,18 @@ class CasService {
   mutable std::mutex counts_mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> attest_counts_;
   std::map<std::string, uint64_t> commit_counts_;  // guarded by counts_mu_
+  // Collateral (collateral.cc): what the store holds, parsed into the set
+  // the verifiers select from, rebuilt after every import or fetch.
+  Status LoadCollateral();  // at unseal
+  StatusOr<CollateralImportResult> AddCollateral(const std::vector<attest::CollateralFile>& files,
+                                                 const std::string& source);
+  Status FetchDcapCollateral(const std::string& fmspc_hex, bool tdx);
+  mutable std::mutex collateral_mu_;
+  std::shared_ptr<const attest::CollateralSet> collateral_;
+  std::vector<CollateralEntry> collateral_entries_;
+  std::string pccs_url_, pccs_ca_file_;
+  std::mutex pccs_mu_;  // one fetch at a time
+  std::map<std::string, int64_t> pccs_last_try_;  // fmspc/type -> UNIX time of the last fetch
   // The MAC key of volume tokens (cas/volume_token.h), derived from the
   // database key at unseal and constant afterwards.
   SecretBytes volume_token_key_;

@@ -27,6 +27,7 @@ inline constexpr char kIdentities[] = "identities";    // identity -> {first_see
 inline constexpr char kNodeCa[] = "node_ca";           // "ca" -> {certificate, key} (JSON)
 inline constexpr char kNodes[] = "nodes";              // node id -> node record (JSON)
 inline constexpr char kJoinTokens[] = "join_tokens";   // hex SHA-256 of a token -> {expires, ...}
+inline constexpr char kCollateral[] = "collateral";    // kind "\n" subject -> collateral piece (JSON)
 
 // The secrets-table name under which a volume's key is kept: "@" cannot
 // start a secret's name, so it never collides with one.

@@ -1,9 +1,16 @@
-// `cloister cas init|unseal|status|join-token create`: operating the CAS's
-// seal, and tokens for nodes to join. Shares are
+// `cloister cas init|unseal|status|join-token create|collateral`: operating
+// the CAS's seal, tokens for nodes to join, and the collateral that hardware
+// evidence is verified with. Shares are
 // printed once by init and read from standard input by unseal, never taken
 // from the command line.
+#include <dirent.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -29,6 +36,7 @@ struct CasArgs {
   int threshold = 3;
   std::string ttl = "1h";
   std::string out;
+  std::vector<std::string> paths;  // collateral import
 };
 
 // "90", "90s", "30m", "12h", "7d" as seconds; nullopt if malformed.
@@ -80,6 +88,84 @@ Status JoinTokenCreate(const CasArgs& a) {
   }
   SecureZero(token.data(), token.size());
   return st;
+}
+
+// Collateral files are small (a TCB Info is tens of KiB); a directory is
+// read one level deep, in name order, skipping hidden files.
+constexpr size_t kMaxCollateralFile = 4 << 20;
+
+Status ReadCollateralFile(const std::string& path, json& files) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFound(path + ": no such file or directory");
+  if (st.st_size > static_cast<off_t>(kMaxCollateralFile)) return InvalidArgument(path + ": larger than 4 MiB");
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  if (!in && !in.eof()) return IoError("cannot read " + path);
+  std::string data = buf.str();
+  files.push_back({{"name", path}, {"content", Base64Encode(AsBytes(data))}});
+  return Status::Ok();
+}
+
+Status CollateralImport(const CasArgs& a) {
+  json files = json::array();
+  for (const std::string& p : a.paths) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) return NotFound(p + ": no such file or directory");
+    if (!S_ISDIR(st.st_mode)) {
+      RETURN_IF_ERROR(ReadCollateralFile(p, files));
+      continue;
+    }
+    DIR* d = ::opendir(p.c_str());
+    if (d == nullptr) return IoError("cannot list " + p);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) {
+      std::string full = p + "/" + n;
+      if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode)) RETURN_IF_ERROR(ReadCollateralFile(full, files));
+    }
+  }
+  if (files.empty()) return InvalidArgument("no files to import");
+  size_t count = files.size();
+  ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, true));
+  ASSIGN_OR_RETURN(json j, ApiResult(client->Post("/v1/collateral", json{{"files", std::move(files)}}.dump())));
+  if (a.conn.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+  std::printf("%zu files: %zu pieces added or updated, %zu already held\n", count, j.value("added", size_t{0}),
+              j.value("unchanged", size_t{0}));
+  for (const auto& n : j.value("unrecognised", json::array())) {
+    std::printf("not collateral, skipped: %s\n", n.get<std::string>().c_str());
+  }
+  return Status::Ok();
+}
+
+Status CollateralList(const CasArgs& a) {
+  ASSIGN_OR_RETURN(auto client, ConnectCas(a.conn, true));
+  ASSIGN_OR_RETURN(json j, ApiResult(client->Get("/v1/collateral")));
+  if (a.conn.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+  const json list = j.value("collateral", json::array());
+  if (list.empty()) {
+    std::printf("no collateral (import some with `cloister cas collateral import`)\n");
+    return Status::Ok();
+  }
+  int64_t now = UnixNow();
+  std::printf("%-18s %-29s %-7s %s\n", "KIND", "NEXT UPDATE", "SOURCE", "SUBJECT");
+  for (const json& e : list) {
+    int64_t next = e.value("next_update", int64_t{0});
+    std::string when = next == 0 ? "-" : Rfc3339(next) + (next < now ? " (past)" : "");
+    std::printf("%-18s %-29s %-7s %s\n", e.value("kind", "").c_str(), when.c_str(),
+                e.value("source", "") == "import" ? "import" : "pccs", e.value("subject", "").c_str());
+  }
+  return Status::Ok();
 }
 
 void PrintSeal(const json& j) {
@@ -179,6 +265,26 @@ void RegisterCasCommands(CLI::App& app, int* exit_code) {
     c->callback([args, exit_code]() {
       Status st = JoinTokenCreate(*args);
       if (!st.ok()) *exit_code = Fail("cas join-token create", st);
+    });
+  }
+  {
+    CLI::App* coll = app.add_subcommand("collateral", "Collateral for hardware evidence (CAS administrators)");
+    coll->require_subcommand(1);
+    auto args = std::make_shared<CasArgs>();
+    CLI::App* c = coll->add_subcommand(
+        "import", "Import Intel (TCB Info, QE Identity, CRLs, chains) and AMD (VCEK, ASK, ARK, CRL) collateral files");
+    AddCasConnOptions(*c, args->conn);
+    c->add_option("paths", args->paths, "Files, or directories whose files are all imported")->required();
+    c->callback([args, exit_code]() {
+      Status st = CollateralImport(*args);
+      if (!st.ok()) *exit_code = Fail("cas collateral import", st);
+    });
+    auto largs = std::make_shared<CasArgs>();
+    CLI::App* l = coll->add_subcommand("list", "List the collateral the CAS holds");
+    AddCasConnOptions(*l, largs->conn);
+    l->callback([largs, exit_code]() {
+      Status st = CollateralList(*largs);
+      if (!st.ok()) *exit_code = Fail("cas collateral list", st);
     });
   }
   for (const Sub& s : kSubs) {

@@ -31,13 +31,22 @@ Status List(const NodeArgs& a) {
     std::printf("no nodes have joined (create a token with `cloister cas join-token create`)\n");
     return Status::Ok();
   }
-  std::printf("%-64s  %-20s  %-10s  %-20s  %-20s  %s\n", "ID", "NAME", "JOINED BY", "JOINED", "CERTIFICATE UNTIL",
-              "STATE");
+  std::printf("%-64s  %-20s  %-10s  %-14s  %-20s  %-20s  %s\n", "ID", "NAME", "JOINED BY", "TCB", "JOINED",
+              "CERTIFICATE UNTIL", "STATE");
+  bool token_only = false;
   for (const json& n : nodes) {
     std::string state = n.value("revoked", false) ? "revoked " + n.value("revoked_at", "") : "active";
-    std::printf("%-64s  %-20s  %-10s  %-20s  %-20s  %s\n", n.value("id", "").c_str(), n.value("name", "").c_str(),
-                n.value("how", "").c_str(), n.value("joined", "").c_str(),
-                Rfc3339(n.value("expires", int64_t{0})).c_str(), state.c_str());
+    // The TCB status of the verdict of the node's latest join or renewal
+    // with hardware evidence; "-" for a node that joined with a token alone.
+    std::string tcb = n.value("tcb_status", "");
+    if (n.value("how", "") == "join-token") token_only = true;
+    std::printf("%-64s  %-20s  %-10s  %-14s  %-20s  %-20s  %s\n", n.value("id", "").c_str(),
+                n.value("name", "").c_str(), n.value("how", "").c_str(), tcb.empty() ? "-" : tcb.c_str(),
+                n.value("joined", "").c_str(), Rfc3339(n.value("expires", int64_t{0})).c_str(), state.c_str());
+  }
+  if (token_only) {
+    std::printf("note: programs on nodes that joined by join-token start with sim evidence, which gives no "
+                "protection in use\n");
   }
   return Status::Ok();
 }

@@ -160,7 +160,8 @@ Status Attestations(const SessionArgs& a) {
     if (node.empty()) node = r.value("node_id", "").substr(0, 16);
     std::string evidence = r.value("evidence", "");
     bool granted = r.value("granted", false);
-    std::string why = granted ? "" : r.value("reason", "") + ": " + r.value("detail", "");
+    // A grant of hardware evidence names what the session tolerated in it.
+    std::string why = granted ? r.value("detail", "") : r.value("reason", "") + ": " + r.value("detail", "");
     std::printf("%-20s  %-16s  %-7s  %-8s  %-16s  %-7u  %s\n", r.value("time", "").c_str(),
                 r.value("service", "").c_str(), granted ? "granted" : "refused", evidence.empty() ? "-" : evidence.c_str(),
                 node.empty() ? "-" : node.c_str(), r.value("pid", 0u), why.c_str());

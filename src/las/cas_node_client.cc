@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <optional>
+#include <utility>
 #include <string_view>
 
 namespace cloister::las {
@@ -139,30 +141,106 @@ StatusOr<IssuedCertificate> ParseIssuedCertificate(const net::HttpResponse& resp
 }
 
 StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& token, const std::string& name,
-                                    const std::string& node_id) {
+                                    const std::string& node_id, const SecretBytes* evidence) {
   if (!IsValidNodeName(name)) return InvalidArgument("node name '" + name + "' is not [A-Za-z0-9._-]{1,64}");
   // Built by hand: both values are plain ASCII (checked above and by
-  // ParseJoinToken), so no escaping is needed, and the only copies of the
-  // token are ones we wipe. (The HTTP library keeps its own copy of the
-  // request while sending it; that one is beyond our reach.)
+  // ParseJoinToken), and the evidence is a JSON object already, so no
+  // escaping is needed, and the only copies of the token and of the
+  // evidence's secret are ones we wipe. (The HTTP library keeps its own
+  // copy of the request while sending it; that one is beyond our reach.)
   auto t = token.UnsafeBytes();
+  std::span<const uint8_t> e = evidence != nullptr ? evidence->UnsafeBytes() : std::span<const uint8_t>();
   std::string body;
-  body.reserve(t.size() + name.size() + 64);  // no reallocation may leave a copy behind
+  body.reserve(t.size() + name.size() + e.size() + 64);  // no reallocation may leave a copy behind
   body = "{\"token\": \"";
   body.append(reinterpret_cast<const char*>(t.data()), t.size());
   body += "\", \"name\": \"";
   body += name;
-  body += "\"}";
+  if (evidence != nullptr) {
+    body += "\", \"evidence\": ";
+    body.append(reinterpret_cast<const char*>(e.data()), e.size());
+    body += "}";
+  } else {
+    body += "\"}";
+  }
   auto response = client.Post("/v1/nodes/join", body);
   SecureZero(body.data(), body.size());
   if (!response.ok()) return TransportError(response.status());
   return ParseIssuedCertificate(*response, node_id);
 }
 
-StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id) {
-  auto response = client.Post("/v1/nodes/renew", "{}");
+StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id,
+                                         const SecretBytes* evidence) {
+  std::string body = "{}";
+  if (evidence != nullptr) {
+    auto e = evidence->UnsafeBytes();
+    body.reserve(e.size() + 16);
+    body = "{\"evidence\": ";
+    body.append(reinterpret_cast<const char*>(e.data()), e.size());
+    body += "}";
+  }
+  auto response = client.Post("/v1/nodes/renew", body);
+  SecureZero(body.data(), body.size());
   if (!response.ok()) return TransportError(response.status());
   return ParseIssuedCertificate(*response, node_id);
+}
+
+StatusOr<NodeChallenge> ParseNodeChallenge(const net::HttpResponse& response, const std::string& type) {
+  json j = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (response.status != 200) {
+    std::string msg = j.is_object() ? StringField(j, "error") : "";
+    if (msg.empty()) msg = "HTTP " + std::to_string(response.status);
+    msg = "challenge refused: " + msg;
+    switch (response.status) {
+      case 401: return Unauthenticated(msg);
+      case 403: return PermissionDenied(msg);
+      default: return Unavailable(msg + " (HTTP " + std::to_string(response.status) + ")");
+    }
+  }
+  auto bad = [](const std::string& what) { return IntegrityError("the CAS's challenge is malformed: " + what); };
+  if (!j.is_object()) return bad("not a JSON object");
+  NodeChallenge c;
+  auto challenge = j.find("challenge");
+  std::optional<Bytes> raw;
+  if (challenge == j.end() || !challenge->is_string() ||
+      !(raw = HexDecode(challenge->get<std::string>())) || raw->size() != kNodeChallengeSize) {
+    return bad("\"challenge\" is not " + std::to_string(2 * kNodeChallengeSize) + " hex digits");
+  }
+  c.challenge = std::move(*raw);
+  auto expires = j.find("expires");
+  if (expires == j.end() || !expires->is_number_integer() || expires->get<int64_t>() <= 0) {
+    return bad("\"expires\" is not a positive integer");
+  }
+  c.expires = expires->get<int64_t>();
+  for (auto [key, out] : {std::pair<const char*, Bytes*>{"credential_blob", &c.credential_blob},
+                          std::pair<const char*, Bytes*>{"encrypted_secret", &c.encrypted_secret}}) {
+    auto it = j.find(key);
+    if (type != "tpm") {
+      if (it != j.end()) return bad(std::string("\"") + key + "\" is for tpm evidence only");
+      continue;
+    }
+    std::optional<Bytes> decoded;
+    if (it == j.end() || !it->is_string() || !(decoded = Base64Decode(it->get<std::string>())) ||
+        decoded->empty()) {
+      return bad(std::string("\"") + key + "\" is not base64");
+    }
+    *out = std::move(*decoded);
+  }
+  return c;
+}
+
+StatusOr<NodeChallenge> RequestNodeChallenge(net::ApiClient& client, const std::string& request_body,
+                                             const std::string& type) {
+  auto response = client.Post("/v1/nodes/challenge", request_body);
+  if (!response.ok()) return TransportError(response.status());
+  return ParseNodeChallenge(*response, type);
+}
+
+StatusOr<SecretBytes> GatherNodeEvidence(net::ApiClient& client, NodeEvidenceSource& source,
+                                         const std::string& node_id) {
+  const std::string type = source.type();
+  return source.Gather(
+      [&client, &type](const std::string& body) { return RequestNodeChallenge(client, body, type); }, node_id);
 }
 
 }  // namespace cloister::las

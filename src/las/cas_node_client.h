@@ -1,5 +1,6 @@
 // The LAS's side of the CAS's node routes (docs/protocol.md, section 4):
-// POST /v1/nodes/join and POST /v1/nodes/renew, the relay of starting
+// POST /v1/nodes/join and POST /v1/nodes/renew, with node evidence
+// (section 4.1) after POST /v1/nodes/challenge, the relay of starting
 // programs' attestations (section 6, POST /v1/attest/relay/batch) and of
 // volume commits (section 7, POST /v1/volumes/commit), over an ApiClient that
 // presents the node key as its TLS client certificate and pins the CAS key.
@@ -15,6 +16,7 @@
 #include "base/secret.h"
 #include "cloister/status.h"
 #include "las/node_certificate.h"
+#include "las/node_evidence.h"
 #include "net/http_client.h"
 
 namespace cloister::las {
@@ -43,12 +45,37 @@ StatusOr<SecretBytes> ParseJoinToken(const SecretBytes& file_content);
 // answered, and otherwise with kUnavailable (unreachable, timed out) or
 // kFailedPrecondition (the server is not the CAS whose key is pinned).
 
-// Joins with `token` under the operator label `name`.
+// Joins with `token` under the operator label `name`, and with node
+// evidence (the JSON text of `E`, protocol.md section 4.1) when `evidence`
+// is not null.
 StatusOr<IssuedCertificate> JoinCas(net::ApiClient& client, const SecretBytes& token, const std::string& name,
-                                    const std::string& node_id);
+                                    const std::string& node_id, const SecretBytes* evidence = nullptr);
 
-// Asks for a fresh certificate for an already joined node.
-StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id);
+// Asks for a fresh certificate for an already joined node: with `{}`, or
+// with fresh node evidence when `evidence` is not null.
+StatusOr<IssuedCertificate> RenewWithCas(net::ApiClient& client, const std::string& node_id,
+                                         const SecretBytes* evidence = nullptr);
+
+// Turns the CAS's answer to POST /v1/nodes/challenge for evidence of `type`
+// into a NodeChallenge. Anything but 200 is an error carrying the CAS's
+// "error" text after "challenge refused: ": kUnauthenticated for 401,
+// kPermissionDenied for 403 (the CAS does not trust the EK certificate, the
+// AK is not an attestation key, ...), kUnavailable otherwise. A 200 must be
+// a JSON object with "challenge" (64 hex digits) and a positive integer
+// "expires"; for "tpm" also "credential_blob" and "encrypted_secret"
+// (non-empty base64), which other types must not have. Anything else is
+// kIntegrity.
+StatusOr<NodeChallenge> ParseNodeChallenge(const net::HttpResponse& response, const std::string& type);
+
+// POST /v1/nodes/challenge with `request_body` (a JSON object naming the
+// type); fails as ParseNodeChallenge, or as JoinCas's transport errors.
+StatusOr<NodeChallenge> RequestNodeChallenge(net::ApiClient& client, const std::string& request_body,
+                                             const std::string& type);
+
+// Fresh evidence from `source` for the node `node_id`, with a challenge
+// asked over `client`: what JoinCas and RenewWithCas take as `evidence`.
+StatusOr<SecretBytes> GatherNodeEvidence(net::ApiClient& client, NodeEvidenceSource& source,
+                                         const std::string& node_id);
 
 // One start the LAS relays (docs/protocol.md section 6). The views belong
 // to the caller and stay valid while it waits for the reply.

@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <vector>
+
 #include "crypto/identity.h"
 
 namespace cloister::las {
@@ -102,6 +105,69 @@ TEST(IssuedCertificateTest, CarriesTheCasErrorText) {
   auto odd = ParseIssuedCertificate(Response(401, {{"error", 42}}), "id");
   EXPECT_EQ(odd.status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(odd.status().message(), "HTTP 401");
+}
+
+TEST(NodeChallengeTest, AcceptsTheAnswerOfEachType) {
+  const std::string hex = std::string(62, '0') + "ff";
+  auto tdx = ParseNodeChallenge(Response(200, {{"challenge", hex}, {"expires", 1763900000}}), "tdx");
+  ASSERT_TRUE(tdx.ok()) << tdx.status().ToString();
+  EXPECT_EQ(tdx->challenge.size(), 32u);
+  EXPECT_EQ(tdx->challenge.back(), 0xff);
+  EXPECT_EQ(tdx->expires, 1763900000);
+  EXPECT_TRUE(tdx->credential_blob.empty());
+  auto tpm = ParseNodeChallenge(Response(200, {{"challenge", hex},
+                                               {"expires", 1763900000},
+                                               {"credential_blob", Base64Encode(Bytes{0, 2, 1, 2})},
+                                               {"encrypted_secret", Base64Encode(Bytes{0, 1, 9})}}),
+                                "tpm");
+  ASSERT_TRUE(tpm.ok()) << tpm.status().ToString();
+  EXPECT_EQ(tpm->credential_blob, (Bytes{0, 2, 1, 2}));
+  EXPECT_EQ(tpm->encrypted_secret, (Bytes{0, 1, 9}));
+}
+
+TEST(NodeChallengeTest, RefusesAnythingElse) {
+  const std::string hex(64, 'a');
+  const std::string blob = Base64Encode(Bytes{0, 1, 2});
+  struct Case {
+    json body;
+    std::string type;
+  };
+  for (const Case& c : std::vector<Case>{
+           {json::array(), "tdx"},
+           {{{"expires", 1}}, "tdx"},
+           {{{"challenge", hex.substr(2)}, {"expires", 1}}, "tdx"},
+           {{{"challenge", hex + "aa"}, {"expires", 1}}, "snp"},
+           {{{"challenge", std::string(64, 'g')}, {"expires", 1}}, "snp"},
+           {{{"challenge", 5}, {"expires", 1}}, "snp"},
+           {{{"challenge", hex}}, "tdx"},
+           {{{"challenge", hex}, {"expires", "1"}}, "tdx"},
+           {{{"challenge", hex}, {"expires", 0}}, "tdx"},
+           {{{"challenge", hex}, {"expires", 1.5}}, "tdx"},
+           {{{"challenge", hex}, {"expires", 1}}, "tpm"},
+           {{{"challenge", hex}, {"expires", 1}, {"credential_blob", blob}}, "tpm"},
+           {{{"challenge", hex}, {"expires", 1}, {"credential_blob", blob}, {"encrypted_secret", "not base64!"}},
+            "tpm"},
+           {{{"challenge", hex}, {"expires", 1}, {"credential_blob", ""}, {"encrypted_secret", blob}}, "tpm"},
+           {{{"challenge", hex}, {"expires", 1}, {"credential_blob", blob}, {"encrypted_secret", blob}}, "tdx"},
+       }) {
+    auto r = ParseNodeChallenge(Response(200, c.body), c.type);
+    ASSERT_FALSE(r.ok()) << c.type << " " << c.body.dump();
+    EXPECT_EQ(r.status().code(), StatusCode::kIntegrity) << r.status().ToString();
+    EXPECT_EQ(r.status().message().rfind("the CAS's challenge is malformed: ", 0), 0u) << r.status().message();
+  }
+  EXPECT_FALSE(ParseNodeChallenge(net::HttpResponse{200, "not json", ""}, "tdx").ok());
+}
+
+TEST(NodeChallengeTest, CarriesTheCasRefusal) {
+  auto r403 = ParseNodeChallenge(
+      Response(403, {{"error", "tpm: the EK certificate \"x\" does not chain to a trusted EK CA"}}), "tpm");
+  EXPECT_EQ(r403.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(r403.status().message(), "challenge refused: tpm: the EK certificate \"x\" does not chain to a trusted EK CA");
+  auto r401 = ParseNodeChallenge(Response(401, {{"error", "no client certificate"}}), "tdx");
+  EXPECT_EQ(r401.status().code(), StatusCode::kUnauthenticated);
+  auto r429 = ParseNodeChallenge(Response(429, {{"error", "too many open challenges"}}), "tdx");
+  EXPECT_EQ(r429.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(r429.status().message(), "challenge refused: too many open challenges (HTTP 429)");
 }
 
 }  // namespace

@@ -9,11 +9,13 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "las/cas_node_client.h"
 #include "las/evidence_service.h"
 #include "las/measure_cache.h"
+#include "las/node_evidence.h"
 #include "las/node_state.h"
 #include "las/process_measurer.h"
 #include "las/relay_batcher.h"
@@ -41,6 +43,9 @@ struct Flags {
   std::string socket = "/run/cloister/las.sock";
   std::string token_file;
   std::string name;
+  std::string evidence = "token";
+  std::string tpm_tcti = kDefaultTpmTcti;
+  std::string tsm_dir = kDefaultTsmDir;
   int threads = 8;
   bool log_requests = false;
 };
@@ -66,17 +71,35 @@ std::string DefaultName() {
   return SanitizeNodeName(host);
 }
 
-// Joins with the token in `token_file`. The token is a secret: it is held
-// only in SecretBytes (wiped on destruction) and never printed.
-StatusOr<IssuedCertificate> Join(const Flags& f, const NodeKey& key, const std::string& name) {
+std::string HowJoined(const NodeEvidenceSource* evidence) {
+  return evidence != nullptr ? " with " + evidence->type() + " evidence" : std::string();
+}
+
+// Joins with the token in `token_file`, and with fresh node evidence when
+// `evidence` is not null (docs/protocol.md section 4.1). The token and the
+// evidence are secrets: they are held only in SecretBytes (wiped on
+// destruction) and never printed.
+StatusOr<IssuedCertificate> Join(const Flags& f, const NodeKey& key, const std::string& name,
+                                 NodeEvidenceSource* evidence) {
   auto raw = os::ReadPrivateFile(f.token_file, kMaxTokenFile);
   if (!raw.ok()) return raw.status().WithContext("join token file");
   ASSIGN_OR_RETURN(SecretBytes token, ParseJoinToken(*raw));
   ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key.tls));
-  auto issued = JoinCas(*client, token, name, key.node_id);
+  StatusOr<IssuedCertificate> issued = Unavailable("not joined");
+  if (evidence != nullptr) {
+    auto gathered = GatherNodeEvidence(*client, *evidence, key.node_id);
+    if (gathered.ok()) {
+      issued = JoinCas(*client, token, name, key.node_id, &*gathered);
+    } else {
+      issued = gathered.status();
+    }
+  } else {
+    issued = JoinCas(*client, token, name, key.node_id);
+  }
   if (!issued.ok() && (issued.status().code() == StatusCode::kUnauthenticated ||
                        issued.status().code() == StatusCode::kPermissionDenied)) {
-    return Status(issued.status().code(), "the CAS refused the join: " + issued.status().message());
+    return Status(issued.status().code(),
+                  "the CAS refused the join" + HowJoined(evidence) + ": " + issued.status().message());
   }
   return issued;
 }
@@ -148,6 +171,15 @@ int LasMain(int argc, char** argv) {
             return IsValidNodeName(v) ? std::string() : std::string("a node name is [A-Za-z0-9._-]{1,64}");
           },
           "NAME"));
+  app.add_option("--evidence", f.evidence,
+                 "How the node proves what it is at its join and every renewal: token (the join token alone), "
+                 "tpm, tdx or snp")
+      ->check(CLI::IsMember({"token", "tpm", "tdx", "snp"}))
+      ->capture_default_str();
+  app.add_option("--tpm-tcti", f.tpm_tcti, "The TPM for --evidence tpm, as a TCTI configuration")
+      ->capture_default_str();
+  app.add_option("--tsm-dir", f.tsm_dir, "configfs-tsm report directory for --evidence tdx and snp")
+      ->capture_default_str();
   app.add_option("--threads", f.threads, "Requests served at once")->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_flag("--log-requests", f.log_requests, "Log one line per evidence request on stderr");
   try {
@@ -157,6 +189,11 @@ int LasMain(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (f.name.empty()) f.name = DefaultName();
+  // tpm2-tss writes its own warnings and errors to stderr; the LAS reports
+  // what failed itself, in one line. (Before any thread starts.)
+  if (f.evidence == "tpm") ::setenv("TSS2_LOG", "all+none", /*overwrite=*/0);
+  auto evidence = NewNodeEvidenceSource(f.evidence, f.tpm_tcti, f.tsm_dir);
+  if (!evidence.ok()) return Die("", evidence.status());
 
   // The LAS holds the node key, which can sign evidence for any program.
   // The socket and its directory get their modes explicitly.
@@ -188,14 +225,15 @@ int LasMain(int argc, char** argv) {
       return Die("", FailedPrecondition("this node has not joined the CAS: create a token with `cloister cas "
                                         "join-token create` and pass --join-token-file"));
     }
-    auto issued = Join(f, *key, f.name);
+    auto issued = Join(f, *key, f.name, evidence->get());
     if (!issued.ok()) return Die("", issued.status());
     if (Status s = state->StoreCertificates(issued->certificate.pem, issued->ca_certificate_pem); !s.ok()) {
       return Die("storing the node certificate", s);
     }
     cert = std::move(issued->certificate);
     cert.received_at = NowSeconds();
-    PrintLine("joined the CAS as " + f.name + "; certificate valid until " + Rfc3339(cert.validity.not_after));
+    PrintLine("joined the CAS as " + f.name + (*evidence ? HowJoined(evidence->get()) : " with a join token") +
+              "; certificate valid until " + Rfc3339(cert.validity.not_after));
   }
 
   NodeCredentials credentials(key->tls.private_key_pem, key->node_id, std::move(cert));
@@ -239,11 +277,18 @@ int LasMain(int argc, char** argv) {
   PrintLine("listening on " + f.socket);
 
   // Each renewal gets its own client: renewals are hours apart, and an
-  // ApiClient belongs to one thread.
-  Renewer renewer(credentials, *state, [&f, &key]() -> StatusOr<IssuedCertificate> {
-    ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key->tls));
-    return RenewWithCas(*client, key->node_id);
-  });
+  // ApiClient belongs to one thread. A node with hardware evidence gathers
+  // it afresh for every renewal.
+  NodeEvidenceSource* source = evidence->get();
+  Renewer renewer(
+      credentials, *state,
+      [&f, &key, source]() -> StatusOr<IssuedCertificate> {
+        ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key->tls));
+        if (source == nullptr) return RenewWithCas(*client, key->node_id);
+        ASSIGN_OR_RETURN(SecretBytes gathered, GatherNodeEvidence(*client, *source, key->node_id));
+        return RenewWithCas(*client, key->node_id, &gathered);
+      },
+      {}, source != nullptr ? source->type() : std::string());
   renewer.Start();
 
   int sig = 0;

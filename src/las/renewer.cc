@@ -13,11 +13,13 @@ int64_t RealTimeSeconds() {
 
 }  // namespace
 
-Renewer::Renewer(NodeCredentials& credentials, const StateDir& state, RenewFn renew, ClockFn clock)
+Renewer::Renewer(NodeCredentials& credentials, const StateDir& state, RenewFn renew, ClockFn clock,
+                 std::string evidence)
     : credentials_(credentials),
       state_(state),
       renew_(std::move(renew)),
-      clock_(clock ? std::move(clock) : ClockFn(RealTimeSeconds)) {}
+      clock_(clock ? std::move(clock) : ClockFn(RealTimeSeconds)),
+      evidence_(std::move(evidence)) {}
 
 Renewer::~Renewer() {
   {
@@ -69,11 +71,19 @@ RenewalPlan Renewer::RunOnce() {
     }
     const std::string expiry = (now > current->validity.not_after ? "expired at " : "expires at ") +
                                Rfc3339(current->validity.not_after);
-    if (s.code() == StatusCode::kPermissionDenied) {
+    if (s.code() == StatusCode::kPermissionDenied && evidence_.empty()) {
       std::fprintf(stderr,
                    "cloister-las: the CAS refused to renew the node certificate: this node is revoked or unknown "
                    "(%s); the certificate %s; retrying in %lld s\n",
                    s.message().c_str(), expiry.c_str(), static_cast<long long>(plan.next_check_seconds));
+    } else if (s.code() == StatusCode::kPermissionDenied) {
+      // With evidence, a refusal may also be about the evidence: the CAS's
+      // reason says which.
+      std::fprintf(stderr,
+                   "cloister-las: the CAS refused to renew the node certificate with %s evidence: %s; the certificate "
+                   "%s; retrying in %lld s\n",
+                   evidence_.c_str(), s.message().c_str(), expiry.c_str(),
+                   static_cast<long long>(plan.next_check_seconds));
     } else {
       std::fprintf(stderr,
                    "cloister-las: renewing the node certificate failed: %s; the certificate %s; retrying in %lld s\n",
@@ -91,7 +101,9 @@ RenewalPlan Renewer::RunOnce() {
   const int64_t not_after = issued->certificate.validity.not_after;
   issued->certificate.received_at = clock_();
   credentials_.ReplaceCertificate(std::move(issued->certificate));
-  std::fprintf(stderr, "cloister-las: renewed the node certificate; valid until %s\n", Rfc3339(not_after).c_str());
+  std::fprintf(stderr, "cloister-las: renewed the node certificate%s%s%s; valid until %s\n",
+               evidence_.empty() ? "" : " with ", evidence_.c_str(), evidence_.empty() ? "" : " evidence",
+               Rfc3339(not_after).c_str());
   return PlanRenewal(*credentials_.certificate(), clock_());
 }
 

@@ -2,10 +2,13 @@
 // the current certificate every PlanRenewal(...).next_check_seconds, and
 // once less than half of its validity is left it asks the CAS for a new one,
 // stores it (node.crt, atomically) and hands it to NodeCredentials, so
-// evidence signed from then on carries it. A failed renewal is logged (one
-// line on stderr; a 403 says the node is revoked or unknown) and tried
-// again at the next check, or after a minute when the node is revoked or
-// the certificate has expired already.
+// evidence signed from then on carries it. A node that joined with hardware
+// evidence (docs/protocol.md section 4.1) renews with fresh evidence every
+// time: the RenewFn gathers it (a new challenge, a new quote) before it asks.
+// A failed renewal is logged (one line on stderr; a 403 says the node is
+// revoked or unknown, or that the CAS refused its evidence) and tried again
+// at the next check, or after a minute when the CAS refused or the
+// certificate has expired already.
 #pragma once
 
 #include <chrono>
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "cloister/status.h"
@@ -23,13 +27,17 @@ namespace cloister::las {
 
 class Renewer {
  public:
-  // One renewal round trip to the CAS (RenewWithCas over a fresh client).
+  // One renewal round trip to the CAS (RenewWithCas over a fresh client,
+  // after GatherNodeEvidence when the node uses hardware evidence).
   using RenewFn = std::function<StatusOr<IssuedCertificate>()>;
   // Seconds since the UNIX epoch.
   using ClockFn = std::function<int64_t()>;
 
   // All references must outlive the renewer. `clock` empty: real time.
-  Renewer(NodeCredentials& credentials, const StateDir& state, RenewFn renew, ClockFn clock = {});
+  // `evidence`: the node evidence type the RenewFn renews with ("tpm",
+  // "tdx", "snp"), named in the log lines; empty for a join token alone.
+  Renewer(NodeCredentials& credentials, const StateDir& state, RenewFn renew, ClockFn clock = {},
+          std::string evidence = {});
   ~Renewer();  // Stop(), waiting as long as it takes
   Renewer(const Renewer&) = delete;
   Renewer& operator=(const Renewer&) = delete;
@@ -52,6 +60,7 @@ class Renewer {
   const StateDir& state_;
   RenewFn renew_;
   ClockFn clock_;
+  const std::string evidence_;
   std::mutex mu_;
   std::condition_variable changed_;
   bool stopping_ = false;  // guarded by mu_

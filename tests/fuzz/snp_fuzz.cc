@@ -1,6 +1,7 @@
 // libFuzzer target on the SEV-SNP report parser and verifier (a report
 // arrives from a guest over the network: untrusted). Every input goes
-// through ParseSnpReport. When CLOISTER_TESTDATA names the directory that
+// through ParseSnpReport and, as a certificate table (which arrives with
+// the report), through ParseSnpCertificateTable. When CLOISTER_TESTDATA names the directory that
 // holds attestation/ (the public vectors), a real Milan VCEK and AMD's
 // Milan ASK+ARK are loaded once and every input also goes through
 // VerifySnpReport with them (the chain checks run each time; the report
@@ -53,6 +54,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   std::span<const uint8_t> input(bytes, size);
   (void)attest::ParseSnpReport(input);
+  (void)attest::ParseSnpCertificateTable(input);
   if (collateral) (void)attest::VerifySnpReport(input, *collateral, kNow);
   return 0;
 }
