@@ -4,6 +4,7 @@
 // libc's functions for the test too), so the tests call what they call:
 // the real write, then the shield's mark.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/rand.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -331,9 +333,37 @@ class ShieldExecJoinTest : public ShieldTest {
     return m;
   }
 
+  // Is every other thread of this process asleep in a system call, where it
+  // holds no lock of the allocator: waiting for a message (read, recvfrom,
+  // recvmsg), on a futex, or in poll without a timeout? The volume server of
+  // this suite runs on a thread of the test process; after a client falls
+  // quiet it commits on a timer (a poll with a timeout), so that is not idle.
+  static bool OtherThreadsIdle() {
+    const std::string self = std::to_string(::gettid());
+    DIR* d = ::opendir("/proc/self/task");
+    if (d == nullptr) return true;
+    bool idle = true;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.' || self == e->d_name) continue;
+      std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/syscall");
+      std::string nr, a0, a1, a2;
+      in >> nr >> a0 >> a1 >> a2;
+      bool infinite_poll = nr == "7" && (a2 == "0xffffffff" || a2 == "0xffffffffffffffff");
+      bool infinite_ppoll = nr == "271" && a2 == "0x0";
+      bool waiting = nr == "0" || nr == "45" || nr == "47" || nr == "202" || nr == "219";
+      if (!(infinite_poll || infinite_ppoll || waiting)) idle = false;
+    }
+    ::closedir(d);
+    return idle;
+  }
+
   // Runs `child` in a forked process; returns what it wrote to the pipe.
+  // A child forked while another thread holds a lock of the sanitizers'
+  // allocator would wait for it for ever: the fork waits (up to 5 s) until
+  // the other threads are idle.
   template <typename Fn>
   static std::string InChild(Fn child) {
+    for (int i = 0; i < 5000 && !(OtherThreadsIdle() && OtherThreadsIdle()); ++i) ::usleep(1000);
     int p[2];
     EXPECT_EQ(::pipe(p), 0);
     pid_t pid = ::fork();

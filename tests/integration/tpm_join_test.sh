@@ -134,6 +134,7 @@ check "... and the program did not run" bash -c "! grep -q RAN '$T/out'"
 "$CLOISTER" session attestations tpm-bad --identity "$T/a" >"$T/att-bad"
 check "... recorded as evidence-not-accepted" grep -q "evidence-not-accepted" "$T/att-bad"
 check "... naming the evidence type tpm" grep -q " tpm " "$T/att-bad"
+check "... and the claim the policy did not accept" grep -Eq "pcr0 [0-9a-f]+(\.\.\.)? is not one the policy accepts" "$T/att-bad"
 "$CLOISTER" session attestations tpm-good --identity "$T/a" >"$T/att-good"
 check "the granted start is recorded with evidence type tpm" bash -c "grep granted '$T/att-good' | grep -q ' tpm '"
 protected sim-only/py
