@@ -207,6 +207,17 @@ int LasMain(int argc, char** argv) {
   if (created) std::fprintf(stderr, "cloister-las: created the node key in %s\n", f.state_dir.c_str());
   PrintLine("LAS node " + key->node_id);
 
+  // Each renewal gets its own client: renewals are hours apart, and an
+  // ApiClient belongs to one thread. A node with hardware evidence gathers
+  // it afresh for every renewal.
+  NodeEvidenceSource* source = evidence->get();
+  auto renew = [&f, &key, source]() -> StatusOr<IssuedCertificate> {
+    ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key->tls));
+    if (source == nullptr) return RenewWithCas(*client, key->node_id);
+    ASSIGN_OR_RETURN(SecretBytes gathered, GatherNodeEvidence(*client, *source, key->node_id));
+    return RenewWithCas(*client, key->node_id, &gathered);
+  };
+
   auto loaded = state->LoadNodeCertificate(key->node_id);
   if (!loaded.ok()) return Die("node certificate", loaded.status());
   NodeCertificate cert;
@@ -214,6 +225,30 @@ int LasMain(int argc, char** argv) {
     cert = std::move(**loaded);
     if (!f.token_file.empty()) {
       std::fprintf(stderr, "cloister-las: this node has joined already; %s is not used\n", f.token_file.c_str());
+    }
+    if (source != nullptr) {
+      // The node may have booted other software since its last evidence:
+      // it proves what it is now before it signs for any program. A CAS
+      // that refuses the evidence stops the LAS; one that cannot be reached
+      // leaves the stored certificate in use until the renewer gets through.
+      auto renewed = renew();
+      if (renewed.ok()) {
+        if (Status s = state->StoreCertificates(renewed->certificate.pem, renewed->ca_certificate_pem); !s.ok()) {
+          return Die("storing the node certificate", s);
+        }
+        cert = std::move(renewed->certificate);
+        cert.received_at = NowSeconds();
+        PrintLine("attested again at start" + HowJoined(source) + "; certificate valid until " +
+                  Rfc3339(cert.validity.not_after));
+      } else if (renewed.status().code() == StatusCode::kPermissionDenied ||
+                 renewed.status().code() == StatusCode::kUnauthenticated ||
+                 renewed.status().code() == StatusCode::kIntegrity) {
+        return Die("", Status(renewed.status().code(), "the CAS refused this node's " + source->type() +
+                                                           " evidence at start: " + renewed.status().message()));
+      } else {
+        std::fprintf(stderr, "cloister-las: could not attest again at start (%s); using the stored certificate\n",
+                     renewed.status().message().c_str());
+      }
     }
     if (NowSeconds() > cert.validity.not_after) {
       PrintLine("certificate expired at " + Rfc3339(cert.validity.not_after) + "; renewing");
@@ -276,19 +311,7 @@ int LasMain(int argc, char** argv) {
   (*server)->Start();
   PrintLine("listening on " + f.socket);
 
-  // Each renewal gets its own client: renewals are hours apart, and an
-  // ApiClient belongs to one thread. A node with hardware evidence gathers
-  // it afresh for every renewal.
-  NodeEvidenceSource* source = evidence->get();
-  Renewer renewer(
-      credentials, *state,
-      [&f, &key, source]() -> StatusOr<IssuedCertificate> {
-        ASSIGN_OR_RETURN(auto client, net::ApiClient::New(f.cas, f.cas_key, &key->tls));
-        if (source == nullptr) return RenewWithCas(*client, key->node_id);
-        ASSIGN_OR_RETURN(SecretBytes gathered, GatherNodeEvidence(*client, *source, key->node_id));
-        return RenewWithCas(*client, key->node_id, &gathered);
-      },
-      {}, source != nullptr ? source->type() : std::string());
+  Renewer renewer(credentials, *state, renew, {}, source != nullptr ? source->type() : std::string());
   renewer.Start();
 
   int sig = 0;

@@ -65,15 +65,18 @@ ID_A=$(cat "$T/a.id")
 start_cas main --tpm-ek-ca "$T/tpm/ca/issuercert.pem" --node-certificate-seconds 60
 "$CLOISTER" cas join-token create --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" --identity "$T/a" --ttl 10m \
   --out "$T/tpm1.token" 2>/dev/null
-"$LAS_BIN" --state-dir "$T/tpm1" --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" --socket "$T/tpm1.sock" \
-  --join-token-file "$T/tpm1.token" --name tpm1 --evidence tpm --tpm-tcti "$TCTI" >"$T/tpm1.out" 2>"$T/tpm1.log" &
-LAS_PID=$!
-PIDS+=($LAS_PID)
-for _ in $(seq 200); do
-  grep -q "listening on" "$T/tpm1.out" 2>/dev/null && break
-  kill -0 "$LAS_PID" 2>/dev/null || break
-  sleep 0.1
-done
+start_las_tpm() {  # start_las_tpm [FLAGS]: the LAS on $T/tpm1; waits until it listens or ends
+  "$LAS_BIN" --state-dir "$T/tpm1" --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" --socket "$T/tpm1.sock" \
+    --name tpm1 --evidence tpm --tpm-tcti "$TCTI" "$@" >"$T/tpm1.out" 2>>"$T/tpm1.log" &
+  LAS_PID=$!
+  PIDS+=($LAS_PID)
+  for _ in $(seq 200); do
+    grep -q "listening on" "$T/tpm1.out" 2>/dev/null && break
+    kill -0 "$LAS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+start_las_tpm --join-token-file "$T/tpm1.token"
 check "the LAS joins with tpm evidence and listens" grep -q "listening on" "$T/tpm1.out"
 check "... and says it joined with tpm evidence" grep -q "^joined the CAS as tpm1 with tpm evidence; " "$T/tpm1.out"
 grep -q "listening on" "$T/tpm1.out" || echo "  LAS: $(head -c 400 "$T/tpm1.log")" >&2
@@ -151,6 +154,24 @@ check "the LAS renews with fresh tpm evidence" grep -q "renewed the node certifi
 grep -q "renewed the node certificate" "$T/tpm1.log" || echo "  LAS: $(tail -c 400 "$T/tpm1.log")" >&2
 protected tpm-good/py
 check "after the renewal, the session that expects the node's PCR 0 still grants" grep -qx RAN "$T/out"
+
+# ---- a restart attests again ---------------------------------------------------------------------
+restart_las() {  # stop the LAS and start it again on its state
+  kill "$LAS_PID"
+  wait "$LAS_PID" 2>/dev/null
+  start_las_tpm
+}
+restart_las
+check "a restarted LAS attests again with fresh tpm evidence before it serves" \
+  grep -q "^attested again at start with tpm evidence; certificate valid until " "$T/tpm1.out"
+protected tpm-good/py
+check "... and programs are still granted" grep -qx RAN "$T/out"
+NODE=$(grep -o 'LAS node [0-9a-f]\{64\}' "$T/tpm1.out" | awk '{print $3}')
+"$CLOISTER" node revoke "$NODE" --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" --identity "$T/a" >/dev/null
+restart_las
+wait "$LAS_PID" 2>/dev/null
+check "a revoked node's LAS does not start again (exit 1)" test $? = 1
+check "... saying that the CAS refused its evidence" grep -q "refused this node's tpm evidence at start" "$T/tpm1.log"
 
 check "the LAS's log has one line per event and no TSS noise" bash -c "! grep -v '^cloister-las: ' '$T/tpm1.log'"
 finish
