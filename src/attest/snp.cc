@@ -542,9 +542,23 @@ StatusOr<HardwareVerdict> VerifySnpReport(std::span<const uint8_t> report, const
   return v;
 }
 
+bool SnpVcekFitsReport(const crypto::Certificate& vcek, SnpProduct product, const SnpReport& report) {
+  const SnpTcb reported = DecodeSnpTcb(product, report.reported_tcb);
+  for (const Spl& spl : kSpls) {
+    if (spl.field == &SnpTcb::fmc && !HasFmc(product)) continue;
+    auto ext = vcek.Extension(spl.oid);
+    auto value = ext ? DerSmallUnsigned(*ext) : std::nullopt;
+    if (!value || *value != reported.*spl.field) return false;
+  }
+  auto ext = vcek.Extension(kOidHwId);
+  auto hwid = ext ? HwIdBytes(*ext, report.chip_id.size()) : std::nullopt;
+  return hwid && std::equal(hwid->begin(), hwid->end(), report.chip_id.begin());
+}
+
 StatusOr<std::vector<SnpCertificateTableEntry>> ParseSnpCertificateTable(std::span<const uint8_t> table) {
   constexpr size_t kEntry = 24, kMaxTable = 64 * 1024;
   std::vector<SnpCertificateTableEntry> out;
+  std::vector<uint64_t> offsets;
   if (table.size() > kMaxTable) return IntegrityError("snp: the certificate table is larger than 64 KiB");
   for (size_t at = 0;; at += kEntry) {
     if (at + kEntry > table.size()) return IntegrityError("snp: the certificate table has no terminating entry");
@@ -562,13 +576,12 @@ StatusOr<std::vector<SnpCertificateTableEntry>> ParseSnpCertificateTable(std::sp
     entry.data.assign(table.begin() + static_cast<ptrdiff_t>(offset),
                       table.begin() + static_cast<ptrdiff_t>(offset + length));
     out.push_back(std::move(entry));
+    offsets.push_back(offset);
   }
   // The data lies after the entries (checked once their number is known).
   const size_t entries_end = (out.size() + 1) * kEntry;
   for (size_t i = 0; i < out.size(); ++i) {
-    auto e = table.subspan(i * kEntry, kEntry);
-    uint64_t offset = uint32_t{e[16]} | uint32_t{e[17]} << 8 | uint32_t{e[18]} << 16 | uint32_t{e[19]} << 24;
-    if (!out[i].data.empty() && offset < entries_end) {
+    if (!out[i].data.empty() && offsets[i] < entries_end) {
       return IntegrityError("snp: certificate table entry " + std::to_string(i) + " points into the entries");
     }
   }

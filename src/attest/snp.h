@@ -30,6 +30,7 @@
 #include "attest/hardware.h"
 #include "base/bytes.h"
 #include "cloister/status.h"
+#include "crypto/x509.h"
 
 namespace cloister::attest {
 
@@ -160,6 +161,11 @@ struct SnpTrust {
 };
 // AMD's real ARKs for Milan, Genoa and Turin.
 const SnpTrust& DefaultSnpTrust();
+
+// Does this VCEK name the report's chip (hwID == chip_id) and TCB (its SPL
+// extensions == reported_tcb)? What VerifySnpReport checks of the VCEK
+// against the report, as a yes or no, for choosing among several VCEKs.
+bool SnpVcekFitsReport(const crypto::Certificate& vcek, SnpProduct product, const SnpReport& report);
 
 // One entry of an SEV-SNP certificate table: what a guest receives next to
 // its report (the `auxblob` of a configfs-tsm report, the certificate

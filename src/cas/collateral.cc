@@ -135,36 +135,6 @@ StatusOr<std::vector<std::shared_ptr<const crypto::Certificate>>> AuxblobCertifi
   return out;
 }
 
-// The INTEGER inside an SPL extension of a VCEK (nullopt if it is not one).
-std::optional<uint64_t> SplValue(const Bytes& ext) {
-  if (ext.size() < 3 || ext[0] != 0x02 || ext[1] != ext.size() - 2 || ext.size() > 11) return std::nullopt;
-  uint64_t v = 0;
-  for (size_t i = 2; i < ext.size(); ++i) v = v << 8 | ext[i];
-  return v;
-}
-
-// Does this VCEK name the report's chip and TCB? (The verifier checks both
-// again; this only picks among several.)
-bool VcekMatches(const crypto::Certificate& c, const attest::SnpReport& r, attest::SnpProduct product) {
-  auto hwid = c.Extension("1.3.6.1.4.1.3704.1.4");
-  if (!hwid || hwid->size() < r.chip_id.size()) return false;
-  if (!std::equal(r.chip_id.begin(), r.chip_id.end(), hwid->end() - static_cast<ptrdiff_t>(r.chip_id.size()))) {
-    return false;
-  }
-  attest::SnpTcb want = attest::DecodeSnpTcb(product, r.reported_tcb);
-  const std::pair<const char*, uint8_t> spls[] = {{"1.3.6.1.4.1.3704.1.3.1", want.bootloader},
-                                                  {"1.3.6.1.4.1.3704.1.3.2", want.tee},
-                                                  {"1.3.6.1.4.1.3704.1.3.3", want.snp},
-                                                  {"1.3.6.1.4.1.3704.1.3.8", want.microcode}};
-  for (const auto& [oid, value] : spls) {
-    auto ext = c.Extension(oid);
-    if (!ext) continue;
-    auto v = SplValue(*ext);
-    if (!v || *v != value) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Status CasService::LoadCollateral() {
@@ -346,7 +316,7 @@ StatusOr<attest::SnpCollateral> CasService::SnpCollateralForReport(std::span<con
     if (c.subject_cn() == "SEV-VCEK" || c.subject_cn() == "SEV-VLEK") {
       // The node's own table names its key; of the CAS's, the one for this
       // chip and TCB (a VLEK names no chip: the first one).
-      bool pick = i < from_node || c.subject_cn() == "SEV-VLEK" || (product && VcekMatches(c, r, *product));
+      bool pick = i < from_node || c.subject_cn() == "SEV-VLEK" || (product && attest::SnpVcekFitsReport(c, *product, r));
       if (pick && out.endorsement_certificate.empty()) out.endorsement_certificate = c.der();
     } else if (std::find(cas.begin(), cas.end(), c.der()) == cas.end()) {
       cas.push_back(c.der());
