@@ -86,7 +86,9 @@ struct OpenOptions {
   // The journal is extended with zeros this far ahead of its end (0: not
   // at all), so that most commits overwrite allocated space and need only
   // fdatasync, not a metadata update of the file system. A zero tail reads
-  // as the end of the journal; a writer's close cuts it off.
+  // as the end of the journal; a writer's close cuts it off. Unless 0, a
+  // checkpointed journal is also kept (as journal.spare) to become the next
+  // journal, with its blocks allocated (encrypted volumes only).
   uint64_t journal_preallocate_bytes = uint64_t{1} << 20;
   // A file's data key is replaced (the file re-encrypted under a new one)
   // before it has been used for this many chunk encryptions, which keeps

@@ -695,10 +695,35 @@ bool IsShieldedDirectory(int fd) {
   return s != nullptr && s->type == kTypeDirectory;
 }
 
+// Asks the server to write the file into the volume while the program goes
+// on writing, once enough of it was written since the server last looked:
+// the encryption then overlaps the program's writes instead of all of it
+// waiting for the next fsync. Never blocks on another thread (a write from a
+// signal handler may come here): if the connection is busy, the next write
+// asks again.
+void AskWriteBehind(Slot* s, uint64_t unflushed) {
+  if (s->sync_writes || unflushed < (kWriteBehindBytes >> s->shift)) return;
+  if (s->dirty->behind_asked.exchange(1, std::memory_order_acq_rel) != 0) return;
+  int saved = errno;
+  bool sent = false;
+  if (pthread_mutex_trylock(&g_conn_mu) == 0) {
+    if (g_conn >= 0 && g_conn_pid == ::getpid()) {
+      Request req{};
+      req.op = Op::kWriteBehind;
+      req.volume = s->volume;
+      req.file_id = s->file_id;
+      sent = SendDatagram(g_conn, &req, sizeof(req), nullptr, 0, nullptr, 0);
+    }
+    pthread_mutex_unlock(&g_conn_mu);
+  }
+  if (!sent) s->dirty->behind_asked.store(0, std::memory_order_release);
+  errno = saved;
+}
+
 void Wrote(int fd, int64_t at, uint64_t written) {
   Slot* s = SlotOf(fd);
   if (s == nullptr || s->type != kTypeFile || at < 0) return;
-  MarkDirty(s->dirty, s->shift, static_cast<uint64_t>(at), written);
+  AskWriteBehind(s, MarkDirty(s->dirty, s->shift, static_cast<uint64_t>(at), written));
   if (s->sync_writes) (void)Sync(fd);
 }
 
@@ -712,7 +737,8 @@ void WroteAppend(int fd, int64_t before, int64_t after, uint64_t written) {
     // everything between where it was and where it is.
     int64_t start = std::min(before, after - static_cast<int64_t>(written));
     if (start < 0) start = 0;
-    MarkDirty(s->dirty, s->shift, static_cast<uint64_t>(start), static_cast<uint64_t>(after - start));
+    AskWriteBehind(s, MarkDirty(s->dirty, s->shift, static_cast<uint64_t>(start),
+                                static_cast<uint64_t>(after - start)));
   }
   if (s->sync_writes) (void)Sync(fd);
 }

@@ -282,6 +282,10 @@ Status ServerImpl::Flush(Loaded& f) {
   Mounted& m = mounts_[f.volume];
   if (m.config.read_only) return Status();
   const uint64_t C = uint64_t{1} << m.shift;
+  // Before the marks are taken: chunks marked from here on count towards
+  // the next write-behind.
+  f.dirty->unflushed.store(0, std::memory_order_relaxed);
+  f.dirty->behind_asked.store(0, std::memory_order_release);
   uint64_t low = f.dirty->low_size.exchange(~uint64_t{0}, std::memory_order_acq_rel);
   bool full = f.dirty->full_scan.exchange(0, std::memory_order_acq_rel) != 0 ||
               f.dirty->shared_mappings.load(std::memory_order_acquire) != 0;
@@ -619,7 +623,7 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
   Mounted& m = mounts_[v];
   std::string path(p1, req.path_len);
   std::string path2(p2, req.path2_len);
-  if (req.op != Op::kSync && req.op != Op::kClose) {
+  if (req.op != Op::kSync && req.op != Op::kClose && req.op != Op::kWriteBehind) {
     DebugLog("shield: request %u on %s%s%s flags %#x", static_cast<unsigned>(req.op), path.c_str(),
              path2.empty() ? "" : " -> ", path2.c_str(), static_cast<unsigned>(req.flags));
   }
@@ -736,6 +740,18 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
       if (auto it = loaded_.find({v, ino}); it != loaded_.end()) {
         Status s = Flush(*it->second);
         if (!s.ok()) Log("shield: writing to volume " + m.config.name + " failed: " + s.message());
+      }
+      return;
+    }
+    case Op::kWriteBehind: {
+      // Not a commit: what the program writes next is committed at its
+      // fsync or close as before, so the quiet-time commit is not armed.
+      uint64_t ino = req.file_id & ((uint64_t{1} << 48) - 1);
+      if (auto it = loaded_.find({v, ino}); it != loaded_.end()) {
+        const bool changed = m.changed;
+        Status s = Flush(*it->second);
+        if (!s.ok()) Log("shield: writing to volume " + m.config.name + " failed: " + s.message());
+        m.changed = changed || !s.ok();
       }
       return;
     }

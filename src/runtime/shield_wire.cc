@@ -9,27 +9,31 @@
 
 namespace cloister::runtime::shield {
 
-void MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t length) {
-  if (length == 0) return;
+uint64_t MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t length) {
+  if (length == 0) return 0;
   uint64_t first = offset >> shift;
   uint64_t last = (offset + length - 1) >> shift;
   if (last >= kDirtyMaxChunks || last < first) {
     head->full_scan.store(1, std::memory_order_release);
-    return;
+    return 0;
   }
+  uint64_t added = 0;
   auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(head) + kDirtyBitsOffset);
   for (uint64_t c = first; c <= last;) {
     uint64_t w = c / 64;
     uint64_t lo = c % 64;
     uint64_t hi = (last / 64 == w) ? last % 64 : 63;
     uint64_t bits = (hi == 63 ? ~uint64_t{0} : ((uint64_t{1} << (hi + 1)) - 1)) & ~((uint64_t{1} << lo) - 1);
-    words[w].fetch_or(bits, std::memory_order_release);
+    uint64_t old = words[w].fetch_or(bits, std::memory_order_release);
+    added += static_cast<uint64_t>(__builtin_popcountll(bits & ~old));
     c = w * 64 + hi + 1;
   }
   uint64_t end = head->marked_end.load(std::memory_order_relaxed);
   while (end < last + 1 &&
          !head->marked_end.compare_exchange_weak(end, last + 1, std::memory_order_release, std::memory_order_relaxed)) {
   }
+  if (added == 0) return head->unflushed.load(std::memory_order_relaxed);
+  return head->unflushed.fetch_add(added, std::memory_order_relaxed) + added;
 }
 
 void MarkShrunk(DirtyHead* head, uint64_t size) {

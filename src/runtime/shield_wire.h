@@ -50,6 +50,10 @@ enum class Op : uint32_t {
                // more = 1 if the new program takes the main process's place
   kJoinProof,  // path = the new program's proof -> one descriptor: a control socket of its own
   kAdopt,      // arg = inode of an inherited memfd -> as kOpen of its file, with the dirty map only
+  // file_id: enough of the file was written since the server last took its
+  // marks (DirtyHead::unflushed) that the server should write it into the
+  // volume now, while the program goes on writing; not a commit; no reply.
+  kWriteBehind,
 };
 
 struct Request {
@@ -109,6 +113,10 @@ struct DirtyHead {
   std::atomic<uint64_t> low_size;
   // One more than the highest chunk ever marked.
   std::atomic<uint64_t> marked_end;
+  // Chunks newly marked since the server last took the marks, and whether
+  // a client has asked for a write-behind since (see Op::kWriteBehind).
+  std::atomic<uint64_t> unflushed;
+  std::atomic<uint32_t> behind_asked;
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the dirty map is shared between processes");
 
@@ -118,8 +126,13 @@ inline constexpr uint64_t kDirtyMaxChunks = uint64_t{1} << 24;  // 64 GiB at 4 K
 inline constexpr size_t kDirtyMapBytes = kDirtyBitsOffset + kDirtyMaxChunks / 8;
 
 // Marks [offset, offset + length) of a file with chunks of 2^shift bytes
-// as written. Lock-free and async-signal-safe.
-void MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t length);
+// as written. Lock-free and async-signal-safe. Returns how many chunks were
+// marked since the server last took the marks (counting only chunks that
+// were not marked yet).
+uint64_t MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t length);
+
+// How many newly written bytes make a client ask for a write-behind.
+inline constexpr uint64_t kWriteBehindBytes = 256 * 1024;
 // Records that the file was cut to `size`.
 void MarkShrunk(DirtyHead* head, uint64_t size);
 

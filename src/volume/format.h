@@ -43,6 +43,8 @@ constexpr char kHeaderFile[] = "cloister-volume";
 constexpr char kManifestFile[] = "manifest";
 constexpr char kObjectsDir[] = "objects";
 constexpr char kJournalPrefix[] = "journal.";
+// A checkpointed journal kept for reuse as the next journal (section 13.3).
+constexpr char kSpareJournalFile[] = "journal.spare";
 
 using Id = std::array<uint8_t, kIdSize>;
 using Entry = std::array<uint8_t, kEntrySize>;

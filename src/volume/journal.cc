@@ -54,19 +54,20 @@ bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
 
 StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
                                      uint32_t version, uint64_t generation, uint32_t chunk_size,
-                                     crypto::Aead& journal_aead, uint64_t from) {
+                                     crypto::Aead& journal_aead, uint64_t from, uint64_t above_seq) {
   ASSIGN_OR_RETURN(uint64_t size, file.Size());
   uint64_t max_seq = 0;
-  // A torn tail holds at most the one commit frame that was being written;
-  // many candidates prove damage at once and bound the work on a hostile
-  // tail.
+  // A torn tail holds at most the one commit frame that was being written,
+  // besides frames of an older journal whose file this one reuses (their
+  // seqs are below the chain's end): many candidates above the chain's end
+  // prove damage at once and bound the work on a hostile tail.
   constexpr int kMaxCandidates = 16;
   int candidates = 0;
   // Read in windows; a frame that starts in one window is read whole.
   constexpr size_t kWindow = 1 << 20;
   Bytes buf;
   for (uint64_t base = from; base + format::kFrameHeaderSize <= size; base += kWindow) {
-    buf.resize(std::min<uint64_t>(kWindow + format::kFrameHeaderSize, size - base));
+    buf.resize(std::min<uint64_t>(kWindow + format::kFrameHeaderSize + 8, size - base));
     size_t got = 0;
     RETURN_IF_ERROR(file.ReadAt(base, buf, &got));
     buf.resize(got);
@@ -76,6 +77,12 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
       }
       auto body = format::FrameBodyLength(std::span<const uint8_t>(buf).subspan(i), chunk_size);
       if (!body || base + i + format::kFrameHeaderSize + *body > size) continue;
+      // The seq leads the body (section 12.3); a commit at or below the
+      // chain's end cannot show a later one, whether it opens or not.
+      if (i + format::kFrameHeaderSize + 8 <= buf.size() &&
+          LoadU64(buf.data() + i + format::kFrameHeaderSize) <= above_seq) {
+        continue;
+      }
       if (++candidates > kMaxCandidates) return ~uint64_t{0};
       Bytes frame(format::kFrameHeaderSize + *body);
       RETURN_IF_ERROR(file.ReadAt(base + i, frame, &got));

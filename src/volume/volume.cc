@@ -189,6 +189,8 @@ class VolumeImpl final : public Volume {
     if (!read_only_ && !journals_.empty() && journals_.back().allocated > journals_.back().size) {
       journals_.back().file->Truncate(journals_.back().size).ok();
     }
+    // Nor a spare journal.
+    if (spare_bytes_ != 0) env_.RemoveFile(os::JoinPath(dir_, format::kSpareJournalFile)).ok();
   }
 
   Status Init(const SecretBytes& key);
@@ -518,6 +520,9 @@ class VolumeImpl final : public Volume {
   ExtentMap protected_;
 
   crypto::Sha256Hasher txn_hash_;
+  // Length of the checkpointed journal kept at kSpareJournalFile for the
+  // next journal (0: none).
+  uint64_t spare_bytes_ = 0;
   Bytes frames_;  // PAGE frames on their way to the journal
   bool txn_pages_ = false;
   std::set<std::pair<Id, int>> txn_inplace_;
@@ -637,7 +642,8 @@ Status VolumeImpl::Init(const SecretBytes& key) {
         &valid_end, &size));
     if (valid_end < size) {
       ASSIGN_OR_RETURN(uint64_t probed,
-                       internal::ProbeCommitsAfter(*file, header_.volume_id, version_, g, C_, *jaead, valid_end));
+                       internal::ProbeCommitsAfter(*file, header_.volume_id, version_, g, C_, *jaead, valid_end,
+                                                   states.back().seq));
       left_out_seq = std::max(left_out_seq, probed);
     }
     files.push_back(std::move(file));
@@ -771,6 +777,7 @@ Status VolumeImpl::Init(const SecretBytes& key) {
   }
   journal_tail_bytes_ = 0;
   env_.RemoveFile(os::JoinPath(dir_, std::string(format::kManifestFile) + ".tmp")).ok();
+  env_.RemoveFile(os::JoinPath(dir_, format::kSpareJournalFile)).ok();
   RETURN_IF_ERROR(CollectGarbage(/*trim=*/true));
   // A rotation that was due when the last writer stopped is due now.
   RETURN_IF_ERROR(Rotate());
@@ -1646,10 +1653,24 @@ Status VolumeImpl::WritePages(const Id& obj, PageKind kind, uint64_t offset,
 Status VolumeImpl::EnsureJournal() {
   if (!journals_.empty() && !need_new_journal_) return Status::Ok();
   uint64_t gen = next_gen_++;
-  ASSIGN_OR_RETURN(auto file, env_.OpenFile(os::JoinPath(dir_, format::JournalName(gen)),
-                                            os::OpenMode::kCreateNew));
+  const std::string path = os::JoinPath(dir_, format::JournalName(gen));
+  // A checkpointed journal kept as the spare (section 13.3) becomes the
+  // new one: its blocks are allocated and its size is durable, so commits
+  // overwrite them and need only fdatasync. What it held reads as a tail
+  // that no commit of this generation can authenticate (section 12.4).
+  const uint64_t reused = spare_bytes_;
+  spare_bytes_ = 0;
+  std::unique_ptr<os::File> file;
+  if (reused != 0) {
+    RETURN_IF_ERROR(env_.Rename(os::JoinPath(dir_, format::kSpareJournalFile), path));
+    ASSIGN_OR_RETURN(file, env_.OpenFile(path, os::OpenMode::kReadWrite));
+  } else {
+    ASSIGN_OR_RETURN(file, env_.OpenFile(path, os::OpenMode::kCreateNew));
+  }
   journals_.push_back(Journal{gen, std::move(file), 0, 0});
   journals_.back().own = true;
+  journals_.back().allocated = reused;
+  journals_.back().grown = reused == 0;
   need_new_journal_ = false;
   txn_created_journal_ = true;
   return Status::Ok();
@@ -1876,6 +1897,7 @@ Status VolumeImpl::Checkpoint() {
     base_seq_ = last_seq;
   }
   const uint64_t gen = j.gen;
+  const uint64_t file_bytes = std::max(j.size, j.allocated);
   base_ext_ = std::move(journal_ext_[gen]);
   // Version 2: the journal's extents cover only the files its commits
   // changed; the new base state's other files reach as far as before.
@@ -1886,7 +1908,17 @@ Status VolumeImpl::Checkpoint() {
   }
   journals_.erase(journals_.begin());
   journal_aeads_.erase(gen);
-  RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(dir_, format::JournalName(gen))));
+  const std::string path = os::JoinPath(dir_, format::JournalName(gen));
+  if (spare_bytes_ == 0 && opts_.journal_preallocate_bytes != 0 && file_bytes != 0 && !auth_only_) {
+    // Kept for the next journal instead of removed: the file system then
+    // neither frees its blocks now nor allocates new ones for the next.
+    // Not in a volume that stores contents in the clear, where a program's
+    // data left in the old frames could be made to look like commits.
+    RETURN_IF_ERROR(env_.Rename(path, os::JoinPath(dir_, format::kSpareJournalFile)));
+    spare_bytes_ = file_bytes;
+  } else {
+    RETURN_IF_ERROR(env_.RemoveFile(path));
+  }
   RETURN_IF_ERROR(env_.SyncDir(dir_));
   RecomputeProtected();
   return CollectGarbage(/*trim=*/false);
@@ -2017,7 +2049,7 @@ StatusOr<VerifyReport> VolumeImpl::Verify() {
   std::sort(top.begin(), top.end());
   for (const auto& name : top) {
     if (name == format::kHeaderFile || name == format::kManifestFile || name == format::kObjectsDir ||
-        format::ParseJournalName(name)) {
+        format::ParseJournalName(name) || name == format::kSpareJournalFile) {
       continue;
     }
     report.problems.push_back("unexpected file " + name);

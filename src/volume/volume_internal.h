@@ -73,9 +73,12 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint32_t version
 // them (0 if none; all ones if the tail holds implausibly many candidate
 // commit frames). A crash leaves at most the one commit that was being
 // written behind that point; anything later means the journal was damaged.
+// Frames whose seq is at most `above_seq` (the end of the chain so far) are
+// passed over unopened and uncounted: a reused journal file holds many of
+// an older journal's, and none of them could show a later commit.
 StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id,
                                      uint32_t version, uint64_t generation, uint32_t chunk_size,
-                                     crypto::Aead& journal_aead, uint64_t from);
+                                     crypto::Aead& journal_aead, uint64_t from, uint64_t above_seq);
 
 // Self-check for tests (costs time proportional to the volume's metadata
 // per commit): when set, a version-2 writer applies each commit's delta to

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "volume/format.h"
@@ -34,14 +35,14 @@ class VolumeTest : public ::testing::Test {
 
   size_t JournalCount() {
     size_t n = 0;
-    for (const auto& name : Names("/vol")) n += name.rfind("journal.", 0) == 0;
+    for (const auto& name : Names("/vol")) n += format::ParseJournalName(name).has_value();
     return n;
   }
 
   uint64_t JournalBytes() {
     uint64_t n = 0;
     for (const auto& name : Names("/vol")) {
-      if (name.rfind("journal.", 0) == 0) n += env_.Contents("/vol/" + name)->size();
+      if (format::ParseJournalName(name)) n += env_.Contents("/vol/" + name)->size();
     }
     return n;
   }
@@ -402,7 +403,7 @@ TEST_F(VolumeTest, SplicedDiscardedCommitIsIgnored) {
   Tag a = *v_->Commit();
   std::string journal;
   for (const auto& n : Names("/vol")) {
-    if (n.rfind("journal.", 0) == 0) journal = "/vol/" + n;
+    if (format::ParseJournalName(n)) journal = "/vol/" + n;
   }
   size_t after_a = env_.Contents(journal)->size();
   ASSERT_OK(WriteFile(*v_, "/f", Str("B")));
@@ -482,6 +483,104 @@ TEST_F(VolumeTest, PreallocatedJournalTailReadsAsItsEnd) {
   EXPECT_TRUE(report->problems.empty()) << report->problems[0];
 }
 
+TEST_F(VolumeTest, CheckpointedJournalsAreReusedAndTheirOldFramesReadAsATail) {
+  OpenOptions o;
+  o.journal_rotate_bytes = 64 * 1024;  // dozens of small commits each
+  o.journal_preallocate_bytes = 4096;
+  v_ = Reopen(o);
+  Bytes data = Pattern(64 * 512, 31);
+  ASSERT_OK(WriteFile(*v_, "/db", data));
+  ASSERT_TRUE(v_->Commit().ok());
+  OpenFlags w;
+  w.write = true;
+  auto overwrite = [&](int round) {
+    auto f = v_->OpenFile("/db", w);
+    ASSERT_TRUE(f.ok());
+    Bytes patch = Pattern(100, static_cast<uint32_t>(round));
+    const uint64_t off = static_cast<uint64_t>(round % 300) * 100;
+    ASSERT_OK((*f)->WriteAt(off, patch));
+    std::copy(patch.begin(), patch.end(), data.begin() + static_cast<ptrdiff_t>(off));
+  };
+  // Overwrites fill journal after journal. A journal that was made from a
+  // checkpointed one is at least a full journal long after its first commit
+  // (a new file would be a few KiB) and holds the old frames after it.
+  bool reused = false;
+  std::set<std::string> seen;
+  int round = 0;
+  for (; round < 2000 && !reused; ++round) {
+    overwrite(round);
+    ASSERT_TRUE(v_->Commit().ok());
+    for (const auto& n : Names("/vol")) {
+      if (!format::ParseJournalName(n) || !seen.insert(n).second) continue;
+      reused = reused || env_.Contents("/vol/" + n)->size() >= o.journal_rotate_bytes;
+    }
+    ASSERT_LE(JournalCount(), 2u);
+  }
+  ASSERT_TRUE(reused) << "no journal was reused";
+  overwrite(round++);
+  Tag tag = *v_->Commit();
+  // Killed now: the reused journal ends in the frames of the journal it
+  // was, dozens of commits among them, which no reader takes for commits
+  // of this one nor for damage.
+  env_.Crash(os::MemEnv::CrashMode::kDropUnsynced);
+  v_.reset();
+  {
+    OpenOptions ro;
+    ro.read_only = true;
+    auto r = Volume::Open(env_, "/vol", key_, ro);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)->Info().tag, tag);
+    EXPECT_EQ(*ReadFile(**r, "/db"), data);
+  }
+  OpenOptions expect = o;
+  expect.expected_tag = tag;
+  v_ = Reopen(expect);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/db"), data);
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  // Going on after the crash, and a close, leave no spare behind.
+  for (int k = 0; k < 60; ++k) {
+    overwrite(round++);
+    ASSERT_TRUE(v_->Commit().ok());
+  }
+  tag = v_->Info().tag;
+  v_.reset();
+  EXPECT_FALSE(env_.FileExists("/vol/journal.spare"));
+  expect.expected_tag = tag;
+  v_ = Reopen(expect);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/db"), data);
+}
+
+TEST_F(VolumeTest, LeftoverSpareJournalIsRemovedAtOpen) {
+  ASSERT_OK(WriteFile(*v_, "/f", Str("kept")));
+  Tag t = *v_->Commit();
+  v_.reset();
+  // What a writer killed while it kept a checkpointed journal for reuse
+  // leaves: never read, whatever it holds.
+  ASSERT_OK(env_.OpenFile("/vol/journal.spare", os::OpenMode::kCreate).status());
+  ASSERT_OK(env_.SetContents("/vol/journal.spare", Pattern(3000, 1)));
+  {
+    OpenOptions ro;
+    ro.read_only = true;
+    ro.expected_tag = t;
+    auto r = Volume::Open(env_, "/vol", key_, ro);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*ReadFile(**r, "/f"), Str("kept"));
+    auto report = (*r)->Verify();
+    ASSERT_TRUE(report.ok());
+    EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  }
+  OpenOptions o;
+  o.expected_tag = t;
+  v_ = Reopen(o);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/f"), Str("kept"));
+  EXPECT_FALSE(env_.FileExists("/vol/journal.spare"));
+}
+
 TEST_F(VolumeTest, DamagedJournalIsNotMistakenForACrash) {
   ASSERT_OK(WriteFile(*v_, "/f", Str("one")));
   Tag t1 = *v_->Commit();
@@ -492,7 +591,7 @@ TEST_F(VolumeTest, DamagedJournalIsNotMistakenForACrash) {
   v_.reset();
   std::string journal;
   for (const auto& n : Names("/vol")) {
-    if (n.rfind("journal.", 0) == 0) journal = "/vol/" + n;
+    if (format::ParseJournalName(n)) journal = "/vol/" + n;
   }
   // Corrupt the second commit frame: the first commit frame ends where the
   // second transaction begins; flip a byte just after the first frame.
