@@ -90,6 +90,11 @@ struct OpenOptions {
   // checkpointed journal is also kept (as journal.spare) to become the next
   // journal, with its blocks allocated (encrypted volumes only).
   uint64_t journal_preallocate_bytes = uint64_t{1} << 20;
+  // Object files that a checkpoint finds unreferenced are removed by a
+  // thread of the volume's own instead of in the commit that checkpointed
+  // (a writer that stays open, such as the file shield's volume server; a
+  // crash leaves them for the next writable open to remove).
+  bool background_removals = false;
   // A file's data key is replaced (the file re-encrypted under a new one)
   // before it has been used for this many chunk encryptions, which keeps
   // the probability of a random-nonce collision below 2^-32.
@@ -158,9 +163,11 @@ class Volume {
  public:
   // Creates a new, empty volume in `dir` (which must not exist or be empty)
   // and commits it (seq 0).
+  // `open` is how the new volume is then opened.
   static StatusOr<std::unique_ptr<Volume>> Create(os::Env& env, const std::string& dir,
                                                   const SecretBytes& key,
-                                                  const CreateOptions& options);
+                                                  const CreateOptions& options,
+                                                  const OpenOptions& open = OpenOptions());
   // Opens a volume, recovering from an interrupted commit if needed.
   static StatusOr<std::unique_ptr<Volume>> Open(os::Env& env, const std::string& dir,
                                                 const SecretBytes& key,

@@ -155,6 +155,9 @@ Result<Done> ServerImpl::OpenAll(std::vector<ServerVolume> volumes) {
     Mounted m;
     volume::OpenOptions o;
     o.read_only = cfg.read_only;
+    // The server stays open and commits at every fsync of the program: what
+    // a checkpoint frees (a rewritten file's old object) is removed aside.
+    o.background_removals = true;
     if (!cfg.tag.empty()) {
       if (cfg.tag.size() != 32) return Fail("volume " + cfg.name + ": the CAS sent a malformed tag");
       volume::Tag t;
@@ -172,7 +175,7 @@ Result<Done> ServerImpl::OpenAll(std::vector<ServerVolume> volumes) {
     StatusOr<std::unique_ptr<volume::Volume>> opened = Status();
     if (fresh) {
       if (cfg.read_only) return Fail("volume " + cfg.name + " at " + cfg.path + " does not exist (read-only)");
-      opened = volume::Volume::Create(env, cfg.path, key, volume::CreateOptions{});
+      opened = volume::Volume::Create(env, cfg.path, key, volume::CreateOptions{}, o);
     } else {
       // A writer that has just exited may still be committing: its lock
       // goes when it is done.

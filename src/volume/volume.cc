@@ -13,12 +13,17 @@
 //    commit frame is synced. Checkpoints copy journaled pages into place.
 #include "cloister/volume.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
+#include <thread>
 #include <tuple>
 
 #include "base/parallel.h"
@@ -185,9 +190,22 @@ class VolumeImpl final : public Volume {
       : env_(env), dir_(std::move(dir)), objects_dir_(os::JoinPath(dir_, format::kObjectsDir)),
         opts_(opts) {}
   ~VolumeImpl() override {
-    // A writer that closes leaves no preallocated zeros behind.
-    if (!read_only_ && !journals_.empty() && journals_.back().allocated > journals_.back().size) {
-      journals_.back().file->Truncate(journals_.back().size).ok();
+    // What is queued for removal is removed before the volume closes.
+    if (remover_.joinable()) {
+      {
+        std::lock_guard<std::mutex> l(remove_mu_);
+        remove_stop_ = true;
+      }
+      remove_cv_.notify_all();
+      if (::getpid() == owner_) remover_.join();
+      else remover_.detach();
+    }
+    // A writer that closes leaves no preallocated zeros behind (nor the
+    // frames of a reused journal), in the newest journal or a full one.
+    if (!read_only_) {
+      for (Journal& j : journals_) {
+        if (j.allocated > j.size) j.file->Truncate(j.size).ok();
+      }
     }
     // Nor a spare journal.
     if (spare_bytes_ != 0) env_.RemoveFile(os::JoinPath(dir_, format::kSpareJournalFile)).ok();
@@ -436,6 +454,10 @@ class VolumeImpl final : public Volume {
   Status CopyPages(os::File& journal, const std::vector<std::pair<PageKey, uint64_t>>& copies);
   Status Rotate();
   Status CollectGarbage(bool trim);
+  // Hands an unreferenced object file to the remover thread
+  // (OpenOptions::background_removals); false if it must be removed here.
+  bool QueueRemoval(std::string path);
+  void RemoveQueued();
   // Extents of every retained state (and, for a read-only open at an older
   // tag, of the newer commits it leaves alone): nothing may overwrite them
   // in place, and an object longer than them holds leftovers.
@@ -523,6 +545,13 @@ class VolumeImpl final : public Volume {
   // Length of the checkpointed journal kept at kSpareJournalFile for the
   // next journal (0: none).
   uint64_t spare_bytes_ = 0;
+  // Unreferenced object files waiting for the remover thread.
+  const pid_t owner_ = ::getpid();
+  std::mutex remove_mu_;
+  std::condition_variable remove_cv_;
+  std::vector<std::string> to_remove_;
+  bool remove_stop_ = false;
+  std::thread remover_;
   Bytes frames_;  // PAGE frames on their way to the journal
   bool txn_pages_ = false;
   std::set<std::pair<Id, int>> txn_inplace_;
@@ -1981,11 +2010,46 @@ Status VolumeImpl::CollectGarbage(bool trim) {
       continue;
     }
     if (known) objects_.erase(id);
+    // A writer that stays open (a checkpoint's collection) lets a thread of
+    // its own remove them: removing a file of hundreds of MiB takes the file
+    // system tens of milliseconds, which the commit would otherwise wait
+    // for. No retained state refers to them, and one left by a crash is
+    // removed by the next writable open, like any other.
+    if (!trim && QueueRemoval(os::JoinPath(objects_dir_, name))) continue;
     RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(objects_dir_, name)));
     removed = true;
   }
   if (removed) RETURN_IF_ERROR(env_.SyncDir(objects_dir_));
   return Status::Ok();
+}
+
+bool VolumeImpl::QueueRemoval(std::string path) {
+  if (!opts_.background_removals || ::getpid() != owner_) return false;
+  std::lock_guard<std::mutex> l(remove_mu_);
+  if (!remover_.joinable()) {
+    try {
+      remover_ = std::thread([this] { RemoveQueued(); });
+    } catch (const std::system_error&) {
+      return false;
+    }
+  }
+  to_remove_.push_back(std::move(path));
+  remove_cv_.notify_all();
+  return true;
+}
+
+void VolumeImpl::RemoveQueued() {
+  std::unique_lock<std::mutex> l(remove_mu_);
+  for (;;) {
+    remove_cv_.wait(l, [this] { return remove_stop_ || !to_remove_.empty(); });
+    if (to_remove_.empty()) return;  // stopping, nothing left
+    std::vector<std::string> batch;
+    batch.swap(to_remove_);
+    l.unlock();
+    // Gone already if an earlier collection queued it too.
+    for (const std::string& path : batch) env_.RemoveFile(path).ok();
+    l.lock();
+  }
 }
 
 // ======================================================================
@@ -2070,7 +2134,8 @@ StatusOr<std::unique_ptr<Volume>> Volume::Open(os::Env& env, const std::string& 
 }
 
 StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string& dir,
-                                                 const SecretBytes& key, const CreateOptions& options) {
+                                                 const SecretBytes& key, const CreateOptions& options,
+                                                 const OpenOptions& open) {
   if (key.size() != kVolumeKeySize) return InvalidArgument("a volume key is 32 bytes");
   RETURN_IF_ERROR(format::ValidateChunkSize(options.chunk_size));
   if (env.DirExists(dir)) {
@@ -2104,7 +2169,7 @@ StatusOr<std::unique_ptr<Volume>> Volume::Create(os::Env& env, const std::string
   RETURN_IF_ERROR(env.WriteFileAtomically(os::JoinPath(dir, format::kHeaderFile),
                                           format::EncodeHeader(h, keys.header)));
   RETURN_IF_ERROR(env.SyncDir(os::DirName(dir)));
-  return Open(env, dir, key, OpenOptions());
+  return Open(env, dir, key, open);
 }
 
 }  // namespace cloister::volume

@@ -554,6 +554,41 @@ TEST_F(VolumeTest, CheckpointedJournalsAreReusedAndTheirOldFramesReadAsATail) {
   EXPECT_EQ(*ReadFile(*v_, "/db"), data);
 }
 
+TEST_F(VolumeTest, UnreferencedObjectsAreRemovedAsideAndAtTheLatestAtClose) {
+  OpenOptions o;
+  o.journal_rotate_bytes = 2048;  // a checkpoint every few commits
+  o.background_removals = true;
+  v_ = Reopen(o);
+  // Files that are written, committed and removed again: once the journals
+  // that still refer to them are checkpointed, their objects go.
+  OpenFlags w;
+  w.write = true;
+  std::set<std::string> seen;
+  for (int round = 0; round < 40; ++round) {
+    const std::string path = "/f" + std::to_string(round % 3);
+    ASSERT_OK(WriteFile(*v_, path, Pattern(20 * 512, static_cast<uint32_t>(round))));
+    ASSERT_TRUE(v_->Commit().ok());
+    for (const auto& n : Names("/vol/objects")) seen.insert(n);
+    ASSERT_OK(v_->Remove(path));
+    ASSERT_TRUE(v_->Commit().ok());
+  }
+  ASSERT_OK(WriteFile(*v_, "/kept", Str("kept")));
+  const Tag tag = *v_->Commit();
+  v_.reset();  // waits for the removals queued
+  // The checkpoints' removals were done: few objects are left.
+  std::set<std::string> left;
+  for (const auto& n : Names("/vol/objects")) left.insert(n);
+  EXPECT_GT(seen.size(), left.size() + 20);
+  OpenOptions expect = o;
+  expect.expected_tag = tag;
+  v_ = Reopen(expect);
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/kept"), Str("kept"));
+  auto report = v_->Verify();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+}
+
 TEST_F(VolumeTest, LeftoverSpareJournalIsRemovedAtOpen) {
   ASSERT_OK(WriteFile(*v_, "/f", Str("kept")));
   Tag t = *v_->Commit();
