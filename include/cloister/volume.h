@@ -95,6 +95,18 @@ struct OpenOptions {
   // (a writer that stays open, such as the file shield's volume server; a
   // crash leaves them for the next writable open to remove).
   bool background_removals = false;
+  // Version 3 (docs/volume-format.md, section 19): a write of at least this
+  // many bytes stores the committed chunks it rewrites once, in place, in
+  // their second location, instead of journaling them and copying them at
+  // a checkpoint. Smaller writes are journaled: relocating adds a sync of
+  // the object file to the commit, which costs a small transaction (a
+  // database's log page) more than writing its pages twice.
+  uint64_t relocate_min_bytes = uint64_t{64} << 10;
+  // Version 3: the journal is also closed once its commits relocated this
+  // many bytes of chunks, so that it is checkpointed soon and those chunks
+  // may be relocated again (a file rewritten over and over is then written
+  // once per pass).
+  uint64_t journal_rotate_relocated_bytes = uint64_t{64} << 20;
   // A file's data key is replaced (the file re-encrypted under a new one)
   // before it has been used for this many chunk encryptions, which keeps
   // the probability of a random-nonce collision below 2^-32.
@@ -131,7 +143,7 @@ struct VolumeInfo {
   uint64_t seq;          // number of the last commit
   Tag tag;               // tag of the last commit
   std::string volume_id; // hex
-  uint32_t format_version = 0;  // docs/volume-format.md: 1 or 2
+  uint32_t format_version = 0;  // docs/volume-format.md: 1, 2 or 3
 };
 
 struct VerifyReport {

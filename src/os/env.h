@@ -28,8 +28,9 @@ class File {
   // Makes the file's contents durable (fdatasync semantics are not enough
   // when the size changed, so implementations use fsync).
   virtual Status Sync() = 0;
-  // The same, for a file whose size has not changed since its last Sync
-  // (fdatasync: no metadata update when only allocated blocks changed).
+  // The same without the metadata that reading the contents back does not
+  // need (fdatasync: the size and the blocks are made durable, the
+  // modification time is not).
   virtual Status DataSync() { return Sync(); }
 };
 

@@ -79,7 +79,7 @@ StatusOr<Header> ParseHeader(std::span<const uint8_t> bytes) {
   uint32_t reserved = r.U32();
   auto id = r.Take(kIdSize);
   std::copy(id.begin(), id.end(), h.volume_id.begin());
-  if (h.version != kFormatVersion1 && h.version != kFormatVersion2) {
+  if (h.version != kFormatVersion1 && h.version != kFormatVersion2 && h.version != kFormatVersion3) {
     return FailedPrecondition("unsupported volume format version " + std::to_string(h.version));
   }
   if ((h.flags & ~kFlagAuthenticatedOnly) != 0 || reserved != 0) {
@@ -534,16 +534,21 @@ void ChunkAad(const Id& volume_id, const Id& object_id, uint64_t index,
   StoreU64(out + 2 * kIdSize, index);
 }
 
-Entry MakeLeaf(const crypto::Nonce& nonce, const crypto::AeadTag& tag) {
+Entry MakeLeaf(const crypto::Nonce& nonce, const crypto::AeadTag& tag, bool alternate) {
   Entry e{};
   std::memcpy(e.data(), nonce.data(), nonce.size());
   std::memcpy(e.data() + nonce.size(), tag.data(), tag.size());
-  StoreU32(e.data() + 28, 1);
+  StoreU32(e.data() + 28, alternate ? kLeafPresent | kLeafAlternate : kLeafPresent);
   return e;
 }
 
-bool ParseLeaf(const Entry& e, crypto::Nonce& nonce, crypto::AeadTag& tag) {
-  if (LoadU32(e.data() + 28) != 1) return false;
+bool LeafIsAlternate(const Entry& e) { return (LoadU32(e.data() + 28) & kLeafAlternate) != 0; }
+
+bool ParseLeaf(const Entry& e, crypto::Nonce& nonce, crypto::AeadTag& tag, uint32_t version) {
+  const uint32_t flags = LoadU32(e.data() + 28);
+  if (flags != kLeafPresent && !(HasAlternateSlots(version) && flags == (kLeafPresent | kLeafAlternate))) {
+    return false;
+  }
   std::memcpy(nonce.data(), e.data(), nonce.size());
   std::memcpy(tag.data(), e.data() + nonce.size(), tag.size());
   return true;
@@ -631,7 +636,7 @@ std::optional<size_t> FrameBodyLength(std::span<const uint8_t> header, uint32_t 
   return len;
 }
 
-std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_size) {
+std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_size, uint32_t version) {
   auto len = FrameBodyLength(bytes, chunk_size);
   if (!len || bytes.size() - kFrameHeaderSize < *len) return std::nullopt;
   Frame f;
@@ -642,7 +647,7 @@ std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_s
     auto id = r.Take(kIdSize);
     std::copy(id.begin(), id.end(), f.object.begin());
     uint8_t kind = r.U8();
-    if (kind > 1) return std::nullopt;
+    if (kind > (HasAlternateSlots(version) ? 2 : 1)) return std::nullopt;
     f.kind = static_cast<PageKind>(kind);
     f.offset = r.U64();
     if (f.offset % chunk_size != 0 || f.offset > kMaxFileSize * 2) return std::nullopt;

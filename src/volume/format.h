@@ -1,4 +1,4 @@
-// The protected-volume format, versions 1 and 2: pure encoding and decoding of the
+// The protected-volume format, versions 1 to 3: pure encoding and decoding of the
 // on-disk structures, and the geometry of the per-file hash tree. Nothing
 // here performs I/O. docs/volume-format.md is the normative description;
 // the constants and layouts below must match it byte for byte.
@@ -21,8 +21,11 @@ namespace cloister::volume::format {
 
 constexpr uint32_t kFormatVersion1 = 1;  // every commit carries the whole manifest
 constexpr uint32_t kFormatVersion2 = 2;  // commits carry what changed; chained tags
+constexpr uint32_t kFormatVersion3 = 3;  // a second location per chunk (alternate data objects)
 // What new volumes get.
-constexpr uint32_t kFormatVersion = kFormatVersion2;
+constexpr uint32_t kFormatVersion = kFormatVersion3;
+// Whether a version stores chunks in two slots (section 19).
+constexpr bool HasAlternateSlots(uint32_t version) { return version >= kFormatVersion3; }
 constexpr size_t kIdSize = 16;
 constexpr size_t kEntrySize = 32;
 constexpr uint32_t kMinChunkSize = 512;
@@ -207,14 +210,21 @@ constexpr size_t kChunkAadSize = 2 * kIdSize + 8;
 void ChunkAad(const Id& volume_id, const Id& object_id, uint64_t index,
               uint8_t out[kChunkAadSize]);
 
-// Leaf entry: nonce (12) || GCM tag (16) || flags (u32, bit 0 = present).
-Entry MakeLeaf(const crypto::Nonce& nonce, const crypto::AeadTag& tag);
-bool ParseLeaf(const Entry& e, crypto::Nonce& nonce, crypto::AeadTag& tag);
+// Leaf entry: nonce (12) || GCM tag (16) || flags (u32, bit 0 = present;
+// version 3: bit 1 = stored in the alternate data object).
+constexpr uint32_t kLeafPresent = 1;
+constexpr uint32_t kLeafAlternate = 2;
+Entry MakeLeaf(const crypto::Nonce& nonce, const crypto::AeadTag& tag, bool alternate = false);
+// False for a hole or flags the version does not allow.
+bool ParseLeaf(const Entry& e, crypto::Nonce& nonce, crypto::AeadTag& tag, uint32_t version);
+// Whether a leaf's flags name the alternate data object (no validation).
+bool LeafIsAlternate(const Entry& e);
 
 // ---- Journal ----------------------------------------------------------------
 
 enum class FrameType : uint8_t { kPage = 1, kCommit = 2 };
-enum class PageKind : uint8_t { kData = 0, kNode = 1 };
+// kAlternate: the alternate data object (version 3 only).
+enum class PageKind : uint8_t { kData = 0, kNode = 1, kAlternate = 2 };
 constexpr size_t kFrameHeaderSize = 12;
 constexpr uint32_t kFrameMagic = 0x464a4c43;  // "CLJF"
 
@@ -246,8 +256,9 @@ struct Frame {
   std::span<const uint8_t> sealed;
 };
 // Parses one frame from the start of `bytes` (which may hold more).
-// nullopt if the bytes do not hold a complete, well-formed frame.
-std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_size);
+// nullopt if the bytes do not hold a complete, well-formed frame of a
+// journal of this format version.
+std::optional<Frame> ParseFrame(std::span<const uint8_t> bytes, uint32_t chunk_size, uint32_t version);
 // Length of the body announced by a frame header, if the header is sane.
 std::optional<size_t> FrameBodyLength(std::span<const uint8_t> header, uint32_t chunk_size);
 

@@ -347,17 +347,17 @@ TEST(FormatTest, FramesParse) {
   obj[0] = 5;
   Bytes page(512, 0xcc);
   Bytes f = EncodePageFrame(obj, PageKind::kNode, 1024, page);
-  auto p = ParseFrame(f, 512);
+  auto p = ParseFrame(f, 512, kFormatVersion);
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->type, FrameType::kPage);
   EXPECT_EQ(p->object, obj);
   EXPECT_EQ(p->kind, PageKind::kNode);
   EXPECT_EQ(p->offset, 1024u);
   EXPECT_EQ(p->total_size, f.size());
-  EXPECT_FALSE(ParseFrame(std::span<const uint8_t>(f).first(f.size() - 1), 512).has_value());
-  EXPECT_FALSE(ParseFrame(f, 4096).has_value()) << "page size must match the chunk size";
+  EXPECT_FALSE(ParseFrame(std::span<const uint8_t>(f).first(f.size() - 1), 512, kFormatVersion).has_value());
+  EXPECT_FALSE(ParseFrame(f, 4096, kFormatVersion).has_value()) << "page size must match the chunk size";
   Bytes misaligned = EncodePageFrame(obj, PageKind::kData, 100, page);
-  EXPECT_FALSE(ParseFrame(misaligned, 512).has_value());
+  EXPECT_FALSE(ParseFrame(misaligned, 512, kFormatVersion).has_value());
 }
 
 TEST(FormatTest, JournalNames) {

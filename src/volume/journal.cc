@@ -35,6 +35,7 @@ bool& VerifyDeltasInTests() {
 std::string ObjectName(const Id& id, format::PageKind kind) {
   std::string name = HexEncode(id);
   if (kind == format::PageKind::kNode) name += ".m";
+  if (kind == format::PageKind::kAlternate) name += ".b";
   return name;
 }
 
@@ -44,6 +45,9 @@ bool ParseObjectName(const std::string& name, Id* id, format::PageKind* kind) {
   if (hex.size() == 34 && hex.compare(32, 2, ".m") == 0) {
     hex.resize(32);
     *kind = format::PageKind::kNode;
+  } else if (hex.size() == 34 && hex.compare(32, 2, ".b") == 0) {
+    hex.resize(32);
+    *kind = format::PageKind::kAlternate;
   }
   if (hex.size() != 32) return false;
   auto bytes = HexDecode(hex);
@@ -87,7 +91,7 @@ StatusOr<uint64_t> ProbeCommitsAfter(os::File& file, const format::Id& volume_id
       Bytes frame(format::kFrameHeaderSize + *body);
       RETURN_IF_ERROR(file.ReadAt(base + i, frame, &got));
       if (got != frame.size()) continue;
-      auto f = format::ParseFrame(frame, chunk_size);
+      auto f = format::ParseFrame(frame, chunk_size, version);
       if (!f || f->type != format::FrameType::kCommit) continue;
       if (journal_aead.OpenRecord(format::CommitAad(volume_id, generation, f->seq, version), f->sealed).ok()) {
         max_seq = std::max(max_seq, f->seq);
@@ -131,7 +135,7 @@ Status ScanJournal(os::File& file, const format::Id& volume_id, uint32_t version
     if (!body || off + format::kFrameHeaderSize + *body > size) break;
     ASSIGN_OR_RETURN(complete, bytes_at(off, format::kFrameHeaderSize + *body, &frame));
     if (!complete) break;
-    auto f = format::ParseFrame(frame, chunk_size);
+    auto f = format::ParseFrame(frame, chunk_size, version);
     if (!f) break;
     if (f->type == format::FrameType::kPage) {
       hasher.Update(frame);

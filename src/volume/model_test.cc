@@ -31,17 +31,21 @@ std::string Parent(const std::string& p) {
 class ModelRun {
  public:
   explicit ModelRun(uint64_t seed) : rng_(seed), env_(seed) {
-    CreateOptions c;
-    c.chunk_size = 512;
-    auto v = Volume::Create(env_, "/vol", key_, c);
-    EXPECT_TRUE(v.ok());
-    v_ = std::move(v).value();
     // Every third seed fills a journal with each commit, so that journals
     // the running writer filled get checkpointed by it (from what it knows,
     // not by reading them back) between the reopens and crashes.
     opts_.journal_rotate_bytes = seed % 3 == 0 ? 1 : 24 * 1024;
     opts_.cache_bytes = 16 * 512;
     opts_.max_encryptions_per_key = 3000;
+    // Format version 3: half of the seeds relocate every rewrite of a
+    // settled chunk, and some of them rotate after a few relocations.
+    opts_.relocate_min_bytes = seed % 2 == 0 ? 0 : 8 * 512;
+    if (seed % 4 == 0) opts_.journal_rotate_relocated_bytes = 16 * 512;
+    CreateOptions c;
+    c.chunk_size = 512;
+    auto v = Volume::Create(env_, "/vol", key_, c, opts_);
+    EXPECT_TRUE(v.ok());
+    v_ = std::move(v).value();
     tag_ = v_->Info().tag;
   }
 

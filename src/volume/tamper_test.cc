@@ -191,7 +191,7 @@ std::vector<FrameLoc> Frames(const Bytes& journal) {
   std::vector<FrameLoc> out;
   size_t off = 0;
   while (off + format::kFrameHeaderSize <= journal.size()) {
-    auto f = format::ParseFrame(std::span<const uint8_t>(journal).subspan(off), kChunk);
+    auto f = format::ParseFrame(std::span<const uint8_t>(journal).subspan(off), kChunk, format::kFormatVersion);
     if (!f) break;
     out.push_back({off, f->total_size, f->type});
     off += f->total_size;
@@ -450,14 +450,15 @@ TEST_F(TamperTest, HeaderByteFlipFailsOpen) {
   for (size_t pos = 0; pos < orig.size(); ++pos) {
     // The version field (bytes 8..11) is checked before the MAC, and an
     // unknown version is refused as unsupported (docs/volume-format.md §17):
-    // kFailedPrecondition, i.e. CLI exit 1 rather than 3. Every other byte
-    // is an integrity failure.
-    const bool version = pos >= 8 && pos < 12;
-    const StatusCode want = version ? StatusCode::kFailedPrecondition : StatusCode::kIntegrity;
+    // kFailedPrecondition, i.e. CLI exit 1 rather than 3. A flip to another
+    // supported version, and every other byte, is an integrity failure.
     for (uint8_t mask : {0x01, 0x80}) {
       SCOPED_TRACE("header byte " + std::to_string(pos) + " mask " + std::to_string(mask));
       Bytes b = orig;
       b[pos] ^= mask;
+      const uint32_t flipped = LoadU32(b.data() + 8);
+      const bool version = pos >= 8 && pos < 12 && (flipped < 1 || flipped > format::kFormatVersion);
+      const StatusCode want = version ? StatusCode::kFailedPrecondition : StatusCode::kIntegrity;
       SetRaw(format::kHeaderFile, b);
       ASSERT_NO_FATAL_FAILURE(ExpectOpenFails(want));
       auto untagged = OpenVolume(env_, kVol, key_, std::nullopt);

@@ -49,6 +49,50 @@ struct PageKeyHash {
   }
 };
 
+// A set of chunk indexes, kept as disjoint half-open ranges, so that the
+// chunks of a sequential write cost one entry whatever their number.
+class ChunkSet {
+ public:
+  bool Contains(uint64_t c) const {
+    auto it = ranges_.upper_bound(c);
+    if (it == ranges_.begin()) return false;
+    return c < std::prev(it)->second;
+  }
+  // False if `c` was in the set already.
+  bool Insert(uint64_t c) {
+    auto next = ranges_.upper_bound(c);  // first range starting after c
+    if (next != ranges_.begin()) {
+      auto prev = std::prev(next);
+      if (c < prev->second) return false;
+      if (prev->second == c) {  // extends the range before it
+        prev->second = c + 1;
+        if (next != ranges_.end() && next->first == c + 1) {
+          prev->second = next->second;
+          ranges_.erase(next);
+        }
+        ++count_;
+        return true;
+      }
+    }
+    uint64_t end = c + 1;
+    if (next != ranges_.end() && next->first == c + 1) {  // extends the range after it
+      end = next->second;
+      ranges_.erase(next);
+    }
+    ranges_.emplace(c, end);
+    ++count_;
+    return true;
+  }
+  uint64_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  // [start, end) of each range, ascending.
+  const std::map<uint64_t, uint64_t>& ranges() const { return ranges_; }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;
+  uint64_t count_ = 0;
+};
+
 // A committed transaction read back from a journal.
 struct ScannedTxn {
   uint64_t seq = 0;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "volume/format.h"
+#include "volume/volume_internal.h"
 #include "volume/test_util.h"
 
 namespace cloister::volume {
@@ -32,6 +33,14 @@ class VolumeTest : public ::testing::Test {
   }
 
   std::vector<std::string> Names(const std::string& dir) { return env_.ListDir(dir).value(); }
+
+  // Writes into an existing file of the open volume.
+  Status Overwrite(const std::string& path, uint64_t offset, const Bytes& data) {
+    OpenFlags w;
+    w.write = true;
+    ASSIGN_OR_RETURN(auto f, v_->OpenFile(path, w));
+    return f->WriteAt(offset, data);
+  }
 
   size_t JournalCount() {
     size_t n = 0;
@@ -669,6 +678,162 @@ TEST_F(VolumeTest, VerifyAtThePreviousTagFindsNoLeftovers) {
   auto r = v_->Verify();
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->problems.empty()) << r->problems[0];
+}
+
+// Format version 3 (docs/volume-format.md, section 19): a large rewrite of
+// committed chunks goes once, in place, into their other slot, and the
+// journal carries only tree nodes.
+TEST_F(VolumeTest, LargeRewritesAreRelocatedNotJournaled) {
+  EXPECT_EQ(v_->Info().format_version, format::kFormatVersion3);
+  OpenOptions exact;
+  exact.journal_preallocate_bytes = 0;  // journal sizes are then what was written
+  v_ = Reopen(exact);
+  constexpr size_t kSize = 1 << 20;
+  ASSERT_OK(WriteFile(*v_, "/f", Pattern(kSize, 1)));
+  auto t1 = v_->Commit();
+  ASSERT_TRUE(t1.ok());
+  const uint64_t journal_before = JournalBytes();
+  ASSERT_OK(Overwrite("/f", 0, Pattern(kSize, 2)));
+  auto t2 = v_->Commit();
+  ASSERT_TRUE(t2.ok());
+  std::string alternate;
+  for (const auto& name : Names("/vol/objects")) {
+    if (name.size() == 34 && name.substr(32) == ".b") alternate = name;
+  }
+  ASSERT_FALSE(alternate.empty()) << "the rewrite did not use an alternate data object";
+  EXPECT_EQ(env_.Contents("/vol/objects/" + alternate)->size(), kSize);
+  EXPECT_LT(JournalBytes() - journal_before, kSize / 8) << "the rewritten chunks went through the journal";
+  auto back = ReadFile(*v_, "/f");
+  ASSERT_OK(back.status());
+  EXPECT_TRUE(*back == Pattern(kSize, 2));
+
+  // Relocated in a retained commit: the next rewrite must not move it back
+  // over what the state before it reads, so it is journaled.
+  const uint64_t journal_mid = JournalBytes();
+  ASSERT_OK(Overwrite("/f", 0, Pattern(kSize, 3)));
+  ASSERT_TRUE(v_->Commit().ok());
+  EXPECT_GT(JournalBytes() - journal_mid, kSize) << "a chunk relocated by a retained commit moved again";
+
+  // Every retained state still reads back exactly.
+  v_.reset();
+  for (const auto& [tag, seed] : {std::pair{*t1, 1u}, std::pair{*t2, 2u}}) {
+    SCOPED_TRACE("state " + std::to_string(seed));
+    OpenOptions o;
+    o.read_only = true;
+    o.expected_tag = tag;
+    auto old = Volume::Open(env_, "/vol", key_, o);
+    ASSERT_OK(old.status());
+    back = ReadFile(**old, "/f");
+    ASSERT_OK(back.status());
+    EXPECT_TRUE(*back == Pattern(kSize, seed));
+    auto report = (*old)->Verify();
+    ASSERT_OK(report.status());
+    EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  }
+  v_ = Reopen();
+  back = ReadFile(*v_, "/f");
+  ASSERT_OK(back.status());
+  EXPECT_TRUE(*back == Pattern(kSize, 3));
+}
+
+// Rotating after enough relocations lets a file rewritten pass after pass
+// be written once per pass: its journal is checkpointed before the next.
+TEST_F(VolumeTest, RewritingAFileOverAndOverRelocatesEveryPass) {
+  v_.reset();
+  OpenOptions o;
+  o.journal_rotate_relocated_bytes = 64 << 10;
+  o.journal_preallocate_bytes = 0;
+  v_ = Reopen(o);
+  constexpr size_t kSize = 256 << 10;
+  ASSERT_OK(WriteFile(*v_, "/f", Pattern(kSize, 0)));
+  ASSERT_TRUE(v_->Commit().ok());
+  OpenFlags w;
+  w.write = true;
+  auto f = v_->OpenFile("/f", w);
+  ASSERT_OK(f.status());
+  uint64_t journaled = 0;
+  for (uint32_t pass = 1; pass <= 6; ++pass) {
+    for (size_t off = 0; off < kSize; off += 64 << 10) {
+      const uint64_t before = JournalBytes();
+      ASSERT_OK((*f)->WriteAt(off, Pattern(64 << 10, pass * 100 + static_cast<uint32_t>(off >> 16))));
+      ASSERT_TRUE(v_->Commit().ok());
+      const uint64_t after = JournalBytes();
+      if (after > before) journaled += after - before;
+    }
+  }
+  f->reset();
+  // Six passes of 256 KiB: written twice, they would journal 1.5 MiB.
+  EXPECT_LT(journaled, uint64_t{6} * kSize / 4) << "passes after the first went through the journal";
+  Bytes want(kSize);
+  for (size_t off = 0; off < kSize; off += 64 << 10) {
+    Bytes part = Pattern(64 << 10, 600 + static_cast<uint32_t>(off >> 16));
+    std::copy(part.begin(), part.end(), want.begin() + static_cast<ptrdiff_t>(off));
+  }
+  v_ = Reopen();
+  auto back = ReadFile(*v_, "/f");
+  ASSERT_OK(back.status());
+  EXPECT_TRUE(*back == want);
+  auto report = v_->Verify();
+  ASSERT_OK(report.status());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+}
+
+// A chunk's slot is in its leaf: the other data object's bytes are never
+// read for it, and a chunk copied there from another position fails.
+TEST_F(VolumeTest, AlternateDataObjectIsAuthenticatedLikeTheDataObject) {
+  constexpr size_t kSize = 128 << 10;
+  ASSERT_OK(WriteFile(*v_, "/f", Pattern(kSize, 1)));
+  ASSERT_TRUE(v_->Commit().ok());
+  ASSERT_OK(Overwrite("/f", 0, Pattern(kSize, 2)));
+  ASSERT_TRUE(v_->Commit().ok());
+  v_.reset();
+  std::string data, alternate;
+  for (const auto& name : Names("/vol/objects")) {
+    if (name.size() == 34 && name.substr(32) == ".b") alternate = "/vol/objects/" + name;
+    if (name.size() == 32) data = "/vol/objects/" + name;
+  }
+  ASSERT_FALSE(alternate.empty());
+  const Bytes saved = *env_.Contents(alternate);
+  // Garbage in the slot no leaf names changes nothing.
+  Bytes junk = *env_.Contents(data);
+  for (auto& b : junk) b ^= 0x5a;
+  ASSERT_OK(env_.SetContents(data, junk));
+  v_ = Reopen();
+  auto back = ReadFile(*v_, "/f");
+  ASSERT_OK(back.status());
+  EXPECT_TRUE(*back == Pattern(kSize, 2));
+  v_.reset();
+  // Chunk 3 replaced by chunk 2 (a valid chunk of the same file): refused.
+  Bytes moved = saved;
+  std::copy(moved.begin() + 2 * 512, moved.begin() + 3 * 512, moved.begin() + 3 * 512);
+  ASSERT_OK(env_.SetContents(alternate, moved));
+  v_ = Reopen();
+  auto bad = ReadFile(*v_, "/f");
+  EXPECT_EQ(bad.status().code(), StatusCode::kIntegrity) << bad.status().ToString();
+  v_.reset();
+  // The alternate object gone: refused, not zeros.
+  ASSERT_OK(env_.RemoveFile(alternate));
+  v_ = Reopen();
+  bad = ReadFile(*v_, "/f");
+  EXPECT_EQ(bad.status().code(), StatusCode::kIntegrity) << bad.status().ToString();
+}
+
+TEST(ChunkSetTest, KeepsRangesAndCounts) {
+  internal::ChunkSet s;
+  EXPECT_TRUE(s.Insert(5));
+  EXPECT_TRUE(s.Insert(7));
+  EXPECT_FALSE(s.Insert(5));
+  EXPECT_TRUE(s.Insert(6));  // joins [5,6) and [7,8)
+  EXPECT_EQ(s.ranges().size(), 1u);
+  EXPECT_TRUE(s.Insert(4));
+  EXPECT_TRUE(s.Insert(8));
+  EXPECT_EQ(s.ranges().size(), 1u);
+  EXPECT_EQ(s.ranges().begin()->first, 4u);
+  EXPECT_EQ(s.ranges().begin()->second, 9u);
+  EXPECT_TRUE(s.Insert(100));
+  EXPECT_EQ(s.size(), 6u);
+  for (uint64_t c : {4, 5, 6, 7, 8, 100}) EXPECT_TRUE(s.Contains(c)) << c;
+  for (uint64_t c : {0, 3, 9, 99, 101}) EXPECT_FALSE(s.Contains(c)) << c;
 }
 
 TEST(VolumeConcurrencyTest, ThreadsShareOneVolume) {

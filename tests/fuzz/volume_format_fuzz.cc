@@ -199,7 +199,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     case 2: {
       size_t off = 0;
       while (off < data.size()) {
-        auto f = volume::format::ParseFrame(data.subspan(off), 512);
+        auto f = volume::format::ParseFrame(data.subspan(off), 512, volume::format::kFormatVersion);
         if (!f) break;
         if (f->total_size == 0 || f->total_size > data.size() - off) __builtin_trap();
         off += f->total_size;

@@ -216,7 +216,7 @@ check "verify exits 0" rc_is 0
 check "verify reports ok" grep -q '^ok: ' "$T/out"
 run volume verify "$VOL" --key-file "$KEY" --json
 check "verify --json says ok" grep -Eq '"ok": *true' "$T/out"
-check "verify --json names format version 2" grep -Eq '"format_version": *2' "$T/out"
+check "verify --json names format version 3" grep -Eq '"format_version": *3' "$T/out"
 
 # ---- expected tags and rollback --------------------------------------------------------
 run volume ls "$VOL" --key-file "$KEY" --tag "$TAG3"
