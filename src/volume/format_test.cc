@@ -360,6 +360,42 @@ TEST(FormatTest, FramesParse) {
   EXPECT_FALSE(ParseFrame(misaligned, 512, kFormatVersion).has_value());
 }
 
+// Version 3 (docs/volume-format.md, section 19): leaf flag 3 and PAGE
+// kind 2 name the alternate data object; earlier versions refuse both.
+TEST(FormatTest, AlternateSlotsOnlyInVersion3) {
+  crypto::Nonce nonce{};
+  crypto::AeadTag tag{};
+  nonce[0] = 1;
+  tag[0] = 2;
+  const Entry alt = MakeLeaf(nonce, tag, true);
+  const Entry plain = MakeLeaf(nonce, tag, false);
+  EXPECT_TRUE(LeafIsAlternate(alt));
+  EXPECT_FALSE(LeafIsAlternate(plain));
+  crypto::Nonce n;
+  crypto::AeadTag t;
+  EXPECT_TRUE(ParseLeaf(alt, n, t, kFormatVersion3));
+  EXPECT_EQ(n, nonce);
+  EXPECT_EQ(t, tag);
+  EXPECT_TRUE(ParseLeaf(plain, n, t, kFormatVersion3));
+  EXPECT_TRUE(ParseLeaf(plain, n, t, kFormatVersion2));
+  EXPECT_FALSE(ParseLeaf(alt, n, t, kFormatVersion2));
+  EXPECT_FALSE(ParseLeaf(alt, n, t, kFormatVersion1));
+  for (uint8_t flags : {0, 2, 5, 7, 0x81}) {
+    Entry e = plain;
+    e[28] = flags;
+    EXPECT_FALSE(ParseLeaf(e, n, t, kFormatVersion3)) << int{flags};
+  }
+  Id obj{};
+  Bytes page(512, 0xcc);
+  Bytes f = EncodePageFrame(obj, PageKind::kAlternate, 512, page);
+  auto p = ParseFrame(f, 512, kFormatVersion3);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->kind, PageKind::kAlternate);
+  EXPECT_FALSE(ParseFrame(f, 512, kFormatVersion2).has_value());
+  f[kFrameHeaderSize + kIdSize] = 3;  // no kind 3
+  EXPECT_FALSE(ParseFrame(f, 512, kFormatVersion3).has_value());
+}
+
 TEST(FormatTest, JournalNames) {
   EXPECT_EQ(JournalName(10), "journal.000000000000000a");
   EXPECT_EQ(*ParseJournalName("journal.000000000000000a"), 10u);
