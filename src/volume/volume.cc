@@ -481,19 +481,23 @@ class VolumeImpl final : public Volume {
     const Extent& e = protected_[obj];
     return kind == PageKind::kNode ? e.node : e.data;  // both data objects: the data extent
   }
-  // Version 3: whether no retained commit relocated chunk `c` of `obj`
-  // (section 19), so that every retained state has it in one slot or as a
-  // hole. Unknown counts as relocated.
-  bool Settled(const Id& obj, uint64_t c) {
+  // Version 3: the chunks of `obj` that retained commits relocated
+  // (section 19), one set per journal; `*unknown` if a journal found at
+  // open changed the file, which counts as every chunk relocated. A chunk
+  // in none of them is settled: every retained state has it in one slot
+  // or as a hole.
+  std::vector<const internal::ChunkSet*> RetainedRelocations(const Id& obj, bool* unknown) {
+    std::vector<const internal::ChunkSet*> sets;
+    *unknown = false;
     for (const Journal& j : journals_) {
       if (!j.own) {
         auto e = journal_ext_.find(j.gen);
-        if (e != journal_ext_.end() && e->second.count(obj)) return false;
+        if (e != journal_ext_.end() && e->second.count(obj)) *unknown = true;
       }
       auto r = j.relocated.find(obj);
-      if (r != j.relocated.end() && r->second.Contains(c)) return false;
+      if (r != j.relocated.end()) sets.push_back(&r->second);
     }
-    return true;
+    return sets;
   }
   std::set<Id> Referenced() {
     std::set<Id> refs;
@@ -1466,6 +1470,15 @@ Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, const u
     const bool relocate = count * C_ >= opts_.relocate_min_bytes;
     auto& moved = txn_moved_[obj];
     internal::ChunkSet& filled = txn_filled_[obj];
+    bool unknown = false;
+    const auto retained = RetainedRelocations(obj, &unknown);
+    auto settled = [&](uint64_t c) {
+      if (unknown) return false;
+      for (const internal::ChunkSet* set : retained) {
+        if (set->Contains(c)) return false;
+      }
+      return true;
+    };
     for (uint64_t k = 0; k < count; ++k) {
       const uint64_t c = first + k;
       ASSIGN_OR_RETURN(uint8_t * e, LeafEntry(f, c, false));
@@ -1479,7 +1492,7 @@ Status VolumeImpl::WriteChunks(Inode& f, uint64_t first, uint64_t count, const u
         kinds[k] = slot;  // moved into this slot earlier in this transaction: rewrite it there
         in_place[k] = 1;
       } else if (relocate && !hole && !moved[1 - s_idx].Contains(c) && !filled.Contains(c) &&
-                 Settled(obj, c) && !overlay_.count(PageKey{obj, other, c * C_})) {
+                 settled(c) && !overlay_.count(PageKey{obj, other, c * C_})) {
         kinds[k] = other;
         in_place[k] = 1;
         moved[1 - s_idx].Insert(c);
@@ -1901,9 +1914,7 @@ StatusOr<Tag> VolumeImpl::Commit() {
     auto record = [&](const Id& obj, const internal::ChunkSet& set) {
       if (set.empty()) return;
       internal::ChunkSet& into = j.relocated[obj];
-      for (const auto& [b, e] : set.ranges()) {
-        for (uint64_t c = b; c < e; ++c) j.relocated_chunks += into.Insert(c);
-      }
+      for (const auto& [b, e] : set.ranges()) j.relocated_chunks += into.Insert(b, e);
     };
     for (const auto& [obj, sets] : txn_moved_) {
       for (const auto& set : sets) record(obj, set);

@@ -2,6 +2,7 @@
 // tests. Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -58,31 +59,26 @@ class ChunkSet {
     if (it == ranges_.begin()) return false;
     return c < std::prev(it)->second;
   }
-  // False if `c` was in the set already.
-  bool Insert(uint64_t c) {
-    auto next = ranges_.upper_bound(c);  // first range starting after c
-    if (next != ranges_.begin()) {
-      auto prev = std::prev(next);
-      if (c < prev->second) return false;
-      if (prev->second == c) {  // extends the range before it
-        prev->second = c + 1;
-        if (next != ranges_.end() && next->first == c + 1) {
-          prev->second = next->second;
-          ranges_.erase(next);
-        }
-        ++count_;
-        return true;
-      }
+  // Adds [begin, end); returns how many of its chunks were not in the set.
+  uint64_t Insert(uint64_t begin, uint64_t end) {
+    if (begin >= end) return 0;
+    uint64_t added = end - begin, lo = begin, hi = end;
+    // Every range that overlaps [begin, end) or touches it is merged in.
+    auto it = ranges_.upper_bound(begin);
+    if (it != ranges_.begin() && std::prev(it)->second >= begin) --it;
+    while (it != ranges_.end() && it->first <= end) {
+      const uint64_t ob = std::max(it->first, begin), oe = std::min(it->second, end);
+      if (oe > ob) added -= oe - ob;
+      lo = std::min(lo, it->first);
+      hi = std::max(hi, it->second);
+      it = ranges_.erase(it);
     }
-    uint64_t end = c + 1;
-    if (next != ranges_.end() && next->first == c + 1) {  // extends the range after it
-      end = next->second;
-      ranges_.erase(next);
-    }
-    ranges_.emplace(c, end);
-    ++count_;
-    return true;
+    ranges_.emplace(lo, hi);
+    count_ += added;
+    return added;
   }
+  // False if `c` was in the set already.
+  bool Insert(uint64_t c) { return Insert(c, c + 1) != 0; }
   uint64_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
   // [start, end) of each range, ascending.
