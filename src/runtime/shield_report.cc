@@ -29,13 +29,20 @@ CommitReporter::~CommitReporter() {
 
 void CommitReporter::Post(size_t v, uint64_t seq, const volume::Tag& tag) {
   if (!thread_.joinable() || v >= pending_.size() || !writable_[v]) return;
+  bool was_idle;
   {
     std::lock_guard<std::mutex> l(mu_);
     Pending& p = pending_[v];
     if (p.due && p.seq >= seq) return;
+    was_idle = std::none_of(pending_.begin(), pending_.end(), [](const Pending& q) { return q.due; });
     p = Pending{true, seq, tag};
   }
-  cv_.notify_all();
+  // Only a thread that had nothing to report waits for a post. Once
+  // something is due, the thread waits for the interval or a pause, or is
+  // sending, and takes the newest pending commit when it looks again: waking
+  // it for every commit (a database makes hundreds a second) would cost a
+  // context switch each, on the path of the fsync that made the commit.
+  if (was_idle) cv_.notify_all();
 }
 
 bool CommitReporter::Drain(int ms) {
