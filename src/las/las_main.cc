@@ -10,7 +10,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "las/cas_node_client.h"
 #include "las/evidence_service.h"
@@ -104,24 +107,64 @@ StatusOr<IssuedCertificate> Join(const Flags& f, const NodeKey& key, const std::
   return issued;
 }
 
-// This worker thread's kept-alive connection to the CAS API (an ApiClient
-// belongs to one thread); a connection that failed is replaced at the next
-// request.
+// Kept-alive connections to the CAS API, shared by the worker threads: a
+// request takes the connection used last (or opens one) and puts it back
+// when it is done, so at most as many connections are open as requests
+// were out at once, and one when the requests come one by one (a volume's
+// commit reports). The CAS keeps a thread per connection that looks at the
+// socket every few milliseconds while it sits idle; a connection per
+// worker thread cost it some 180 wake-ups a second each. A connection idle
+// for kCasLinkIdle is closed by the LAS before the CAS's keep-alive timeout
+// (10 s) closes it on the other side.
+constexpr auto kCasLinkIdle = std::chrono::seconds(5);
+
 struct CasLink {
   std::unique_ptr<net::ApiClient> client;
   bool reused = false;  // `client` has answered before
+  std::chrono::steady_clock::time_point last_used{};
 };
-thread_local CasLink t_cas_link;
 
-// Runs `call` over this thread's connection to the CAS. A kept-alive
-// connection may have been closed by the CAS while it sat idle (its
-// keep-alive timeout), which shows only when the next request fails: that
-// one is sent once more on a new connection. Should the CAS have answered
-// the first after all, the request was carried twice (a start attested
-// twice, a commit answered as a repeat).
+class CasLinkPool {
+ public:
+  // The connection used last that has not sat idle too long; an empty link
+  // if there is none.
+  CasLink Take() {
+    std::vector<CasLink> stale;
+    CasLink link;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      const auto now = std::chrono::steady_clock::now();
+      // Oldest first: a link returned later was used later.
+      size_t fresh = 0;
+      while (fresh < idle_.size() && now - idle_[fresh].last_used > kCasLinkIdle) ++fresh;
+      std::move(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(fresh), std::back_inserter(stale));
+      idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(fresh));
+      if (!idle_.empty()) {
+        link = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    return link;  // `stale` closes its connections outside the lock
+  }
+  void Return(CasLink link) {
+    link.last_used = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> l(mu_);
+    idle_.push_back(std::move(link));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<CasLink> idle_;
+};
+
+// Runs `call` over a kept-alive connection to the CAS. A connection may
+// have been closed by the CAS while it sat idle, which shows only when the
+// next request fails: that one is sent once more on a new connection.
+// Should the CAS have answered the first after all, the request was
+// carried twice (a start attested twice, a commit answered as a repeat).
 template <typename T, typename Call>
-StatusOr<T> OverCasLink(const Flags& f, const NodeKey& key, Call call) {
-  CasLink& link = t_cas_link;
+StatusOr<T> OverCasLink(CasLinkPool& pool, const Flags& f, const NodeKey& key, Call call) {
+  CasLink link = pool.Take();
   for (int attempt = 0;; ++attempt) {
     if (!link.client) {
       auto made = net::ApiClient::New(f.cas, f.cas_key, &key.tls);
@@ -132,6 +175,7 @@ StatusOr<T> OverCasLink(const Flags& f, const NodeKey& key, Call call) {
     StatusOr<T> result = call(*link.client);
     if (result.ok()) {
       link.reused = true;
+      pool.Return(std::move(link));
       return result;
     }
     link.client.reset();
@@ -277,12 +321,12 @@ int LasMain(int argc, char** argv) {
   // Relayed attestations go to the CAS in batches (RelayBatcher): a start
   // goes at once when one of kRelayRequests request slots is free, and
   // starts arriving meanwhile wait and go together. A request is sent over
-  // the keep-alive connection of the worker thread that sends it
-  // (OverCasLink).
+  // a kept-alive connection of the pool (OverCasLink).
+  CasLinkPool links;
   RelayBatcher batcher(
-      [&f, &key](const std::vector<const RelayStart*>& starts) -> std::vector<StatusOr<Bytes>> {
+      [&f, &key, &links](const std::vector<const RelayStart*>& starts) -> std::vector<StatusOr<Bytes>> {
         auto replies = OverCasLink<std::vector<StatusOr<Bytes>>>(
-            f, *key, [&starts](net::ApiClient& client) { return RelayBatchToCas(client, starts); });
+            links, f, *key, [&starts](net::ApiClient& client) { return RelayBatchToCas(client, starts); });
         if (replies.ok()) return std::move(*replies);
         return std::vector<StatusOr<Bytes>>(
             starts.size(), replies.status().WithContext("the LAS could not relay to the CAS at " + f.cas));
@@ -292,12 +336,12 @@ int LasMain(int argc, char** argv) {
                           const relay::Point& point) -> StatusOr<Bytes> {
     return batcher.Relay(RelayStart{config_id, evidence, point});
   };
-  // Volume commit reports go to the CAS one by one, on the connection of
-  // the worker thread that serves them. A repeated report is harmless: the
-  // CAS answers a commit it already recorded as it did the first time.
-  auto commit = [&f, &key](const std::string& report) -> StatusOr<CasAnswer> {
+  // Volume commit reports go to the CAS one by one, over the same
+  // connections. A repeated report is harmless: the CAS answers a commit it
+  // already recorded as it did the first time.
+  auto commit = [&f, &key, &links](const std::string& report) -> StatusOr<CasAnswer> {
     auto answer = OverCasLink<CasAnswer>(
-        f, *key, [&report](net::ApiClient& client) { return CommitVolumeToCas(client, report, kMaxCasAnswerBody); });
+        links, f, *key, [&report](net::ApiClient& client) { return CommitVolumeToCas(client, report, kMaxCasAnswerBody); });
     if (!answer.ok()) return answer.status().WithContext("the LAS could not carry the commit to the CAS at " + f.cas);
     return answer;
   };
