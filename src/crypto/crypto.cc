@@ -93,15 +93,48 @@ Status FreshNonce(Nonce& nonce) {
   return Status::Ok();
 }
 
+namespace {
+
+// Fetched once: EVP_sha256() and a MAC fetched per call make OpenSSL look
+// the algorithm up in its provider store every time, which costs more than
+// hashing the few hundred bytes of a tree node or a tag. Never freed (they
+// live as long as the process; OpenSSL's exit-time cleanup leaves them be).
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = [] {
+    EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (m == nullptr) std::abort();  // SHA-256 is always available in OpenSSL 3
+    return m;
+  }();
+  return md;
+}
+
+// An HMAC-SHA-256 context without a key, copied for every MAC: the copy
+// keeps the digest the template fetched.
+const EVP_MAC_CTX* HmacSha256Template() {
+  static EVP_MAC_CTX* t = [] {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+    EVP_MAC_free(mac);
+    char digest_name[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                           OSSL_PARAM_construct_end()};
+    if (ctx == nullptr || EVP_MAC_CTX_set_params(ctx, params) != 1) std::abort();
+    return ctx;
+  }();
+  return t;
+}
+
+}  // namespace
+
 Digest Sha256(std::span<const uint8_t> data) {
   Digest d;
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  if (EVP_Digest(data.data(), data.size(), d.data(), &len, Sha256Md(), nullptr) != 1) std::abort();
   return d;
 }
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
-  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) std::abort();
+  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr) != 1) std::abort();
 }
 Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
 void Sha256Hasher::Update(std::span<const uint8_t> data) {
@@ -116,26 +149,19 @@ Digest Sha256Hasher::Finish() {
   Digest d;
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx_, d.data(), &len);
-  EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr);
   return d;
 }
 
 Digest HmacSha256(const SecretBytes& key,
                   std::initializer_list<std::span<const uint8_t>> parts) {
   Digest out{};
-  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
-  char digest_name[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_end()};
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(HmacSha256Template());
   size_t len = 0;
-  bool ok = ctx != nullptr &&
-            EVP_MAC_init(ctx, key.UnsafeBytes().data(), key.size(), params) == 1;
+  bool ok = ctx != nullptr && EVP_MAC_init(ctx, key.UnsafeBytes().data(), key.size(), nullptr) == 1;
   for (auto p : parts) ok = ok && EVP_MAC_update(ctx, p.data(), p.size()) == 1;
   ok = ok && EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1;
   EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
   if (!ok) std::abort();  // HMAC-SHA-256 is always available in OpenSSL 3
   return out;
 }
