@@ -195,6 +195,14 @@ class VolumeImpl final : public Volume {
       : env_(env), dir_(std::move(dir)), objects_dir_(os::JoinPath(dir_, format::kObjectsDir)),
         opts_(opts) {}
   ~VolumeImpl() override {
+    // Objects no retained state refers to go before the volume closes: a
+    // file created and removed within one transaction (a program's
+    // temporary file) left its object on disk, and only a checkpoint would
+    // otherwise collect it. Files of the writer are closed by now, so
+    // nothing reads them.
+    if (opened_ && !read_only_ && broken_.ok() && ::getpid() == owner_) {
+      CollectGarbage(/*trim=*/false, /*queue=*/false).ok();
+    }
     // What is queued for removal is removed before the volume closes.
     if (remover_.joinable()) {
       {
@@ -217,6 +225,9 @@ class VolumeImpl final : public Volume {
   }
 
   Status Init(const SecretBytes& key);
+  // Init succeeded: the state in memory is the volume's, and the
+  // destructor may collect what it does not refer to.
+  void MarkOpened() { opened_ = true; }
 
   // ---- Volume API ----
   StatusOr<Stat> GetStat(std::string_view path) override {
@@ -464,7 +475,9 @@ class VolumeImpl final : public Volume {
   // objects; `copies` sorted by object, kind and offset.
   Status CopyPages(os::File& journal, const std::vector<std::pair<PageKey, uint64_t>>& copies);
   Status Rotate();
-  Status CollectGarbage(bool trim);
+  // `trim`: also cut objects back to their committed end (at a writable
+  // open). `queue`: leave removals to the remover thread where there is one.
+  Status CollectGarbage(bool trim, bool queue = true);
   // Hands an unreferenced object file to the remover thread
   // (OpenOptions::background_removals); false if it must be removed here.
   bool QueueRemoval(std::string path);
@@ -576,6 +589,7 @@ class VolumeImpl final : public Volume {
   uint64_t spare_bytes_ = 0;
   // Unreferenced object files waiting for the remover thread.
   const pid_t owner_ = ::getpid();
+  bool opened_ = false;  // MarkOpened
   std::mutex remove_mu_;
   std::condition_variable remove_cv_;
   std::vector<std::string> to_remove_;
@@ -2102,7 +2116,7 @@ Status VolumeImpl::CopyPages(os::File& journal, const std::vector<std::pair<Page
   return Status::Ok();
 }
 
-Status VolumeImpl::CollectGarbage(bool trim) {
+Status VolumeImpl::CollectGarbage(bool trim, bool queue) {
   std::set<Id> refs = Referenced();
   ASSIGN_OR_RETURN(auto names, env_.ListDir(objects_dir_));
   bool removed = false;
@@ -2130,7 +2144,7 @@ Status VolumeImpl::CollectGarbage(bool trim) {
     // system tens of milliseconds, which the commit would otherwise wait
     // for. No retained state refers to them, and one left by a crash is
     // removed by the next writable open, like any other.
-    if (!trim && QueueRemoval(os::JoinPath(objects_dir_, name))) continue;
+    if (!trim && queue && QueueRemoval(os::JoinPath(objects_dir_, name))) continue;
     RETURN_IF_ERROR(env_.RemoveFile(os::JoinPath(objects_dir_, name)));
     removed = true;
   }
@@ -2245,6 +2259,7 @@ StatusOr<std::unique_ptr<Volume>> Volume::Open(os::Env& env, const std::string& 
                                                const SecretBytes& key, const OpenOptions& options) {
   auto v = std::make_unique<VolumeImpl>(env, dir, options);
   RETURN_IF_ERROR(v->Init(key));
+  v->MarkOpened();
   return std::unique_ptr<Volume>(std::move(v));
 }
 

@@ -666,6 +666,34 @@ TEST_F(VolumeTest, DamagedJournalIsNotMistakenForACrash) {
   EXPECT_EQ(*ReadFile(**v, "/f"), Str("one"));
 }
 
+// A file that lives and dies inside one transaction (a program's
+// temporary file) leaves its object on disk, which no commit refers to:
+// the writer removes it by the time it closes, so that the volume it
+// leaves verifies clean, read-only too.
+TEST_F(VolumeTest, FileCreatedAndRemovedInOneTransactionLeavesNoObject) {
+  for (bool background : {false, true}) {
+    SCOPED_TRACE(background ? "background removals" : "removals in the caller");
+    OpenOptions o;
+    o.background_removals = background;
+    v_ = Reopen(o);
+    ASSERT_TRUE(v_);
+    const std::string path = background ? "/tmp2" : "/tmp1";
+    ASSERT_OK(WriteFile(*v_, path, Pattern(40 * 512, 7)));
+    ASSERT_OK(v_->Remove(path));
+    ASSERT_OK(WriteFile(*v_, "/kept", Str("kept")));
+    const Tag tag = *v_->Commit();
+    v_.reset();
+    OpenOptions ro;
+    ro.read_only = true;
+    ro.expected_tag = tag;
+    v_ = Reopen(ro);
+    ASSERT_TRUE(v_);
+    auto report = v_->Verify();
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  }
+}
+
 TEST_F(VolumeTest, VerifyAtThePreviousTagFindsNoLeftovers) {
   ASSERT_OK(WriteFile(*v_, "/f", Pattern(3000, 1)));
   Tag t1 = *v_->Commit();
