@@ -694,6 +694,25 @@ TEST_F(VolumeTest, FileCreatedAndRemovedInOneTransactionLeavesNoObject) {
   }
 }
 
+// The collection at close is only for a volume that opened: an open that
+// is refused half-way knows too little of the volume to judge what is
+// garbage.
+TEST_F(VolumeTest, RefusedOpenRemovesNothing) {
+  ASSERT_OK(WriteFile(*v_, "/f", Pattern(40 * 512, 3)));
+  ASSERT_TRUE(v_->Commit().ok());
+  v_.reset();
+  const std::vector<std::string> before = Names("/vol/objects");
+  ASSERT_FALSE(before.empty());
+  OpenOptions wrong;
+  wrong.expected_tag = Tag{};  // no state has this tag
+  EXPECT_FALSE(Volume::Open(env_, "/vol", key_, wrong).ok());
+  EXPECT_FALSE(Volume::Open(env_, "/vol", TestKey(2), {}).ok());
+  EXPECT_EQ(Names("/vol/objects"), before);
+  v_ = Reopen();
+  ASSERT_TRUE(v_);
+  EXPECT_EQ(*ReadFile(*v_, "/f"), Pattern(40 * 512, 3));
+}
+
 TEST_F(VolumeTest, VerifyAtThePreviousTagFindsNoLeftovers) {
   ASSERT_OK(WriteFile(*v_, "/f", Pattern(3000, 1)));
   Tag t1 = *v_->Commit();
