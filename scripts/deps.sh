@@ -17,10 +17,10 @@ cloister_install() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-CLOISTER_BUILD_DEPS=(build-essential cmake pkg-config libssl-dev libsqlite3-dev libgfshare-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
+CLOISTER_BUILD_DEPS=(build-essential cmake pkg-config libssl-dev libarchive-dev libisal-dev zlib1g-dev libsqlite3-dev libgfshare-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
   libtss2-dev)
 CLOISTER_TEST_DEPS=(googletest libgtest-dev clang libclang-rt-14-dev python3 openssl curl mariadb-server postgresql
-  swtpm swtpm-tools tpm2-tools)
+  swtpm swtpm-tools tpm2-tools skopeo umoci podman runc python3-yaml)
 
 # cloister_build DIR [cmake args...]
 # Optimized, with line tables only (-g1): backtraces and profiles name files

@@ -36,6 +36,8 @@ constexpr CommandGroup kGroups[] = {
     {"node", "Nodes (LAS) that joined the CAS: list, revoke", RegisterNodeCommands},
     {"measure", "Print the measurement (SHA-256) a session lists for a program", RegisterMeasureCommand, true},
     {"attest", "Hardware evidence: verify a quote offline against Intel's collateral", RegisterAttestCommands},
+    {"image", "Container images: protect one (its directories become volumes, the runtime is preloaded)",
+     RegisterImageCommands},
     {"run", "Run a program under the runtime: attest to the CAS, then start it with its session's configuration",
      RegisterRunCommand, true},
 };

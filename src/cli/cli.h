@@ -57,6 +57,11 @@ void RegisterMeasureCommand(CLI::App& app, int* exit_code);
 void RegisterNodeCommands(CLI::App& app, int* exit_code);
 void RegisterRunCommand(CLI::App& app, int* exit_code);
 void RegisterAttestCommands(CLI::App& app, int* exit_code);
+void RegisterImageCommands(CLI::App& app, int* exit_code);
+
+// The runtime library: `flag` if given, else CLOISTER_RUNTIME, else next to
+// the cloister executable, else in ../lib/cloister relative to it.
+StatusOr<std::string> FindRuntime(const std::string& flag);
 
 
 int Main(int argc, char** argv);

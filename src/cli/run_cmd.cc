@@ -22,36 +22,6 @@ struct RunArgs {
   std::vector<std::string> program;
 };
 
-bool IsFile(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// The runtime library: --runtime, else CLOISTER_RUNTIME, else next to this
-// binary, else in ../lib/cloister relative to it (an installed layout).
-StatusOr<std::string> FindRuntime(const std::string& flag) {
-  if (!flag.empty()) {
-    if (!IsFile(flag)) return NotFound("no runtime library at " + flag);
-    return flag;
-  }
-  if (const char* env = std::getenv("CLOISTER_RUNTIME"); env != nullptr && *env != '\0') {
-    if (!IsFile(env)) return NotFound(std::string("no runtime library at ") + env + " (CLOISTER_RUNTIME)");
-    return std::string(env);
-  }
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    std::string dir(self);
-    dir.resize(dir.rfind('/'));
-    for (const std::string& candidate :
-         {dir + "/libcloister-runtime.so", dir + "/../lib/cloister/libcloister-runtime.so"}) {
-      if (IsFile(candidate)) return candidate;
-    }
-  }
-  return NotFound("cannot find libcloister-runtime.so next to cloister; pass --runtime PATH");
-}
-
 Status Run(const RunArgs& a) {
   auto env = [](const char* name) { return std::string(std::getenv(name) ? std::getenv(name) : ""); };
   std::string key = a.cas_key.empty() ? env("CLOISTER_CAS_KEY") : a.cas_key;
@@ -85,6 +55,36 @@ Status Run(const RunArgs& a) {
 }
 
 }  // namespace
+
+static bool IsFile(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The runtime library (cli.h): --runtime, else CLOISTER_RUNTIME, else next to this
+// binary, else in ../lib/cloister relative to it (an installed layout).
+StatusOr<std::string> FindRuntime(const std::string& flag) {
+  if (!flag.empty()) {
+    if (!IsFile(flag)) return NotFound("no runtime library at " + flag);
+    return flag;
+  }
+  if (const char* env = std::getenv("CLOISTER_RUNTIME"); env != nullptr && *env != '\0') {
+    if (!IsFile(env)) return NotFound(std::string("no runtime library at ") + env + " (CLOISTER_RUNTIME)");
+    return std::string(env);
+  }
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.resize(dir.rfind('/'));
+    for (const std::string& candidate :
+         {dir + "/libcloister-runtime.so", dir + "/../lib/cloister/libcloister-runtime.so"}) {
+      if (IsFile(candidate)) return candidate;
+    }
+  }
+  return NotFound("cannot find libcloister-runtime.so next to cloister; pass --runtime PATH");
+}
 
 void RegisterRunCommand(CLI::App& c, int* exit_code) {
   auto args = std::make_shared<RunArgs>();

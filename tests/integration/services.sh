@@ -24,14 +24,15 @@ start_cas() {
   eval "${name}_ATTEST=$(json_field '["attest"]' <"$T/$name.ports")"
   eval "${name}_KEY=$(json_field '["key_hash"]' <"$T/$name.ports")"
 }
-# start_las NAME CAS-NAME: a LAS with state in $T/NAME joined to that CAS, socket $T/NAME.sock.
+# start_las NAME CAS-NAME [SOCKET]: a LAS with state in $T/NAME joined to that CAS, socket
+# SOCKET (default $T/NAME.sock).
 start_las() {
-  local name="$1" cas="$2" api key
+  local name="$1" cas="$2" socket="${3:-$T/$1.sock}" api key
   api="$(eval echo "\$${cas}_API")"
   key="$(eval echo "\$${cas}_KEY")"
   "$CLOISTER" cas join-token create --cas "127.0.0.1:$api" --cas-key "$key" --identity "$T/a" --ttl 10m \
     --out "$T/$name.token" 2>/dev/null
-  "$LAS_BIN" --state-dir "$T/$name" --cas "127.0.0.1:$api" --cas-key "$key" --socket "$T/$name.sock" \
+  "$LAS_BIN" --state-dir "$T/$name" --cas "127.0.0.1:$api" --cas-key "$key" --socket "$socket" \
     --join-token-file "$T/$name.token" --name "$name" >"$T/$name.out" 2>"$T/$name.log" &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$T/$name.out" 2>/dev/null && break; sleep 0.1; done
