@@ -5,8 +5,9 @@
 # of the same image (the baseline), measured alternately in the same run.
 #
 # The image is built here with umoci (no registry), in two gzip layers:
-#   1. a base: the host's python3 binary, its standard library and GCC's
-#      library directory (a few hundred MB of programs, libraries and text);
+#   1. a base: the host's python3 binary with its shared libraries, its
+#      standard library and GCC's library directory (a few hundred MB of
+#      programs, libraries and text);
 #   2. /app: BENCH_APP_MIB MiB of incompressible "model" files (2 MB each)
 #      and 2,000 generated CSV files (about a sixth of it).
 # protect encrypts /app (`--encrypt /app`); the base layer holds nothing of
@@ -71,6 +72,11 @@ PY="$(readlink -f "$PY")"
 STDLIB="$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
 mkdir -p "$R/usr/bin" "$R$STDLIB" "$R/usr/lib"
 cp "$PY" "$R/usr/bin/"
+# Its shared libraries and the loader, at the paths ldd names (protect checks the loader is there).
+for lib in $(ldd "$PY" | grep -oE '/[^ ]+'); do
+  mkdir -p "$R$(dirname "$lib")"
+  cp -L "$lib" "$R$lib"
+done
 cp -a "$STDLIB/." "$R$STDLIB/"
 [[ -d /usr/lib/gcc ]] && cp -a /usr/lib/gcc "$R/usr/lib/"
 umoci repack "${ROOTLESS[@]}" --refresh-bundle --image "$WORK/img:v1" "$WORK/b" >/dev/null

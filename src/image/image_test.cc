@@ -438,6 +438,54 @@ TEST_F(ImageTest, RefusesWhatCannotBeProtected) {
   EXPECT_NE(r.status().message().find("no image tagged nosuch"), std::string::npos) << r.status().ToString();
 }
 
+// A 64-bit ELF header with one PT_INTERP program header naming `interp`,
+// or none if `interp` is empty (a statically linked program).
+std::string Elf(const std::string& interp) {
+  std::string h(64, '\0');
+  h.replace(0, 4, "\x7f" "ELF");
+  h[4] = 2;  // ELFCLASS64
+  h[5] = 1;  // little-endian
+  h[32] = 64;  // e_phoff
+  h[54] = 56;  // e_phentsize
+  h[56] = interp.empty() ? 0 : 1;  // e_phnum
+  if (interp.empty()) return h + "static program";
+  std::string ph(56, '\0');
+  ph[0] = 3;         // PT_INTERP
+  ph[8] = 64 + 56;   // p_offset
+  ph[32] = static_cast<char>(interp.size() + 1);  // p_filesz
+  return h + ph + interp + std::string(1, '\0') + "code";
+}
+
+TEST_F(ImageTest, ProgramsTheRuntimeCannotBeLoadedIntoAreRefused) {
+  auto program = [&](const std::string& bytes) {
+    std::vector<Entry> base = kBase;
+    base[2].data = bytes;  // usr/bin/prog
+    return base;
+  };
+  auto run = [&](const std::vector<Entry>& base) {
+    const std::string src = Layout("src-" + std::to_string(std::hash<std::string>{}(base[2].data)), {base, kApp});
+    return Run(Options("oci:" + src + ":t", "oci:" + dir_ + "/out"));
+  };
+  auto r = run(program(Elf("")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("statically linked"), std::string::npos) << r.status().ToString();
+  r = run(program(Elf("/lib/ld-musl-x86_64.so.1")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("musl"), std::string::npos) << r.status().ToString();
+  r = run(program(Elf("/lib64/ld-linux-x86-64.so.2")));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not in the image"), std::string::npos) << r.status().ToString();
+  r = run(program("just text"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not an ELF program"), std::string::npos) << r.status().ToString();
+  std::vector<Entry> with_loader = program(Elf("/lib64/ld-linux-x86-64.so.2"));
+  with_loader.push_back({"lib64/", 'd', "", 0755});
+  with_loader.push_back({"lib64/ld-linux-x86-64.so.2", 'f', "the loader", 0755});
+  r = run(with_loader);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->binary_sha256, HexEncode(crypto::Sha256(AsBytes(Elf("/lib64/ld-linux-x86-64.so.2")))));
+}
+
 TEST_F(ImageTest, TamperedSourceBlobIsRefused) {
   const std::string src = Layout("src", {kBase, kApp});
   auto in = ReadImage(*ParseImageRef("oci:" + src + ":t"), dir_ + "/work");

@@ -10,18 +10,17 @@
 #include <isa-l/igzip_lib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
-#include <atomic>
-#include <chrono>
 #include <thread>
-
-#include <openssl/crypto.h>
 
 #include "base/bytes.h"
 #include "base/parallel.h"
@@ -39,6 +38,8 @@ using nlohmann::json;
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 constexpr size_t kIoSize = size_t{1} << 20;
+// How much of each executable is kept: enough for an ELF program's headers.
+constexpr size_t kHeadSize = 4096;
 
 struct ReadDeleter {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -256,7 +257,7 @@ struct LayerScan {
   std::vector<std::string> replaced;   // non-directories that hide a lower tree at their path
   bool drops = false;                  // holds entries at or below a protected directory
   std::vector<std::pair<std::string, Node>> entries;  // everything else, in order
-  // SHA-256 (hex) and first two bytes of the executable files outside the
+  // SHA-256 (hex) and first kHeadSize bytes of the executable files outside the
   // protected directories: the program to measure is one of them.
   std::map<std::string, std::pair<std::string, std::string>> executables;
   uint64_t protected_bytes = 0;        // content at or below protected directories
@@ -330,7 +331,9 @@ Status ScanLayer(const Blob& layer, size_t li, const std::string& what, const st
         la_ssize_t got = archive_read_data(in.get(), buf.data(), buf.size());
         if (got < 0) return in.Fail();
         if (got == 0) break;
-        if (head.size() < 2) head.append(reinterpret_cast<const char*>(buf.data()), std::min<size_t>(got, 2 - head.size()));
+        if (head.size() < kHeadSize) {
+          head.append(reinterpret_cast<const char*>(buf.data()), std::min<size_t>(got, kHeadSize - head.size()));
+        }
         h.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(got)));
         bytes += static_cast<uint64_t>(got);
       }
@@ -715,6 +718,34 @@ int WhiteoutKind(const std::string& path, std::string* target) {
   return 0;
 }
 
+// The program interpreter (PT_INTERP) of a 64-bit little-endian ELF file
+// from its first bytes: "" if it has none (statically linked), nullopt if
+// the headers are not all in `head` or do not parse.
+std::optional<std::string> ElfInterpreter(std::string_view head) {
+  auto u16 = [&](size_t at) -> uint64_t {
+    return static_cast<uint8_t>(head[at]) | static_cast<uint64_t>(static_cast<uint8_t>(head[at + 1])) << 8;
+  };
+  auto u64 = [&](size_t at) -> uint64_t {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(head[at + i]);
+    return v;
+  };
+  if (head.size() < 64 || head[4] != 2 || head[5] != 1) return std::nullopt;  // ELFCLASS64, little-endian
+  const uint64_t phoff = u64(32), phentsize = u16(54), phnum = u16(56);
+  if (phentsize < 56 || phoff > head.size() || phnum > (head.size() - phoff) / phentsize) return std::nullopt;
+  for (uint64_t i = 0; i < phnum; ++i) {
+    const size_t ph = static_cast<size_t>(phoff + i * phentsize);
+    const uint32_t type = static_cast<uint32_t>(u16(ph) | u16(ph + 2) << 16);
+    if (type != 3) continue;  // PT_INTERP
+    const uint64_t off = u64(ph + 8), size = u64(ph + 32);
+    if (size == 0 || off > head.size() || size > head.size() - off) return std::nullopt;
+    std::string interp(head.substr(static_cast<size_t>(off), static_cast<size_t>(size)));
+    while (!interp.empty() && interp.back() == '\0') interp.pop_back();
+    return interp;
+  }
+  return std::string();
+}
+
 std::string NowRfc3339() {
   std::time_t now = std::time(nullptr);
   struct tm tm;
@@ -755,7 +786,9 @@ StatusOr<std::string> HashLayerFile(const Blob& layer, const std::string& path, 
       la_ssize_t n = archive_read_data(in.get(), buf.data(), buf.size());
       if (n < 0) return ArchiveError(in.get(), path);
       if (n == 0) break;
-      if (head->size() < 2) head->append(reinterpret_cast<const char*>(buf.data()), std::min<size_t>(n, 2));
+      if (head->size() < kHeadSize) {
+        head->append(reinterpret_cast<const char*>(buf.data()), std::min<size_t>(n, kHeadSize - head->size()));
+      }
       h.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
     }
     return HexEncode(h.Finish());
@@ -1068,9 +1101,29 @@ StatusOr<ProtectResult> Protect(const ProtectOptions& o, const ProgressFn& progr
   } else {
     ASSIGN_OR_RETURN(result.binary_sha256, HashLayerFile(img.layers[bnode->layer], binary, &head));
   }
-  if (head == "#!") {
+  if (head.compare(0, 2, "#!") == 0) {
     return InvalidArgument(binary + " is a script; the program that runs (and is measured) is its interpreter: "
                            "give --binary INTERPRETER and a --command that runs the script with it");
+  }
+  // The runtime is loaded by glibc's dynamic loader: a program that has no
+  // loader, or another one, would run without it (unattested, though with
+  // nothing from the session). Refused here rather than at every start.
+  if (head.compare(0, 4, "\x7f" "ELF") != 0) {
+    return InvalidArgument(binary + " is not an ELF program; give --binary with the program that runs");
+  }
+  if (auto interp = ElfInterpreter(head)) {
+    if (interp->empty()) {
+      return InvalidArgument(binary + " is statically linked: the runtime cannot be preloaded into it "
+                             "(a dynamically linked glibc program is needed)");
+    }
+    if (interp->find("musl") != std::string::npos) {
+      return InvalidArgument(binary + " is built for musl libc (loader " + *interp +
+                             "); the runtime needs a glibc program and image");
+    }
+    auto loader = index.Resolve(*interp, true);
+    if (!loader.ok() || index.Find(*loader) == nullptr) {
+      return NotFound(binary + " needs the loader " + *interp + ", which is not in the image");
+    }
   }
   result.binary = binary;
   session.binary = binary;

@@ -295,6 +295,26 @@ check "the docker-archive names the image" grep -q "localhost/$NAME-archive:v1" 
 check "nothing in the docker-archive holds a plaintext byte or name of /app" \
   test "$(leaks "$T/out-archive")" = 0
 
+# ---- --upload: the session goes straight to the CAS ------------------------------------------------
+"$CLOISTER" image protect --from "oci:$T/base:v1" --to "oci:$T/out-up:v1" --encrypt /app \
+  --session img/uploaded --service app --cas-key "$main_KEY" --runtime "$RUNTIME" \
+  --allow sim --tolerate simulation --secret token:ascii --env 'SECRET_TOKEN=$$CLOISTER::token$$' \
+  --upload --cas "127.0.0.1:$main_API" --identity "$T/a" >"$T/protect-up.out" 2>&1
+RC=$?
+[ "$RC" = 0 ] || { echo "--- image protect --upload exited $RC:"; cat "$T/protect-up.out"; }
+check "image protect --upload succeeds" test "$RC" = 0
+check "it reports the session it created" grep -q '^created session img/uploaded: version 1' "$T/protect-up.out"
+UP_TAG=$(sed -n 's/^volume app at \/app .*, tag \([0-9a-f]\{64\}\)$/\1/p' "$T/protect-up.out")
+UP_VOLS=$("$CLOISTER" session volumes img/uploaded --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" \
+  --identity "$T/a" 2>/dev/null | awk '$1 == "app" {print $3}')
+check "the CAS holds the uploaded session's volume at the tag protect printed" \
+  test -n "$UP_TAG" -a "$UP_VOLS" = "$UP_TAG"
+"$CLOISTER" image protect --from "oci:$T/base:v1" --to "oci:$T/out-up2:v1" --encrypt /app \
+  --session img/uploaded2 --service app --cas-key "$main_KEY" --runtime "$RUNTIME" >"$T/protect-nokeys.out" 2>&1
+RC=$?
+check "without --session-out or --upload protect refuses (the keys would be lost)" \
+  bash -c "[ '$RC' = 1 ] && grep -q 'session-out' '$T/protect-nokeys.out' && [ ! -e '$T/out-up2' ]"
+
 # ---- podman ---------------------------------------------------------------------------------------
 PODMAN_RUN=(podman run --pull never --runtime runc --cgroup-manager cgroupfs --ulimit nofile=1024:1024
   --ulimit nproc=1024:1024 --network none)
