@@ -405,6 +405,38 @@ TEST_F(ImageTest, ArchivesInAndOut) {
   EXPECT_EQ(back->layers.size(), 5u);
 }
 
+TEST_F(ImageTest, AuthenticatedDirectoryIsIntegrityOnly) {
+  const std::string src = Layout("src", {kBase, kApp});
+  ProtectOptions o = Options("oci:" + src + ":t", "oci:" + dir_ + "/out");
+  o.dirs = {{"/app", false}};
+  auto r = Run(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->volumes.size(), 1u);
+  EXPECT_FALSE(r->volumes[0].encrypt);
+  EXPECT_NE(SessionText(*r).find("# authenticated, at /app"), std::string::npos);
+  fs::create_directories(dir_ + "/work2");
+  auto out = ReadImage(*ParseImageRef("oci:" + dir_ + "/out"), dir_ + "/work2");
+  ASSERT_TRUE(out.ok());
+  auto top = TarEntries(ReadAll(out->layers.back().path));
+  fs::create_directories(dir_ + "/vol");
+  std::string all;
+  for (const auto& [name, data] : top) {
+    if (name.rfind("app/", 0) != 0 || name.back() == '/') continue;
+    fs::create_directories(fs::path(dir_ + "/vol/" + name.substr(4)).parent_path());
+    WriteAll(dir_ + "/vol/" + name.substr(4), data);
+    all += data;
+  }
+  // Contents in the clear (authenticated), names encrypted.
+  EXPECT_NE(all.find("PLAINTEXT-MARKER-ONE"), std::string::npos);
+  EXPECT_EQ(all.find("data.csv"), std::string::npos);
+  policy::ParseResult p = policy::Parse(SessionText(*r));
+  volume::OpenOptions oo;
+  oo.read_only = true;
+  auto vol = volume::Volume::Open(os::Env::Posix(), dir_ + "/vol", *p.policy->volumes.at(0).key, oo);
+  ASSERT_TRUE(vol.ok()) << vol.status().ToString();
+  EXPECT_EQ((*vol)->Info().protection, volume::Protection::kAuthenticatedOnly);
+}
+
 TEST_F(ImageTest, WhiteoutOfTheDirectoryItselfStartsOver) {
   const std::vector<Entry> gone = {{"app", 'w'}, {"app/", 'd', "", 0700}, {"app/fresh", 'f', "fresh"}};
   const std::string src = Layout("src", {kBase, kApp, gone});

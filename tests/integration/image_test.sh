@@ -405,6 +405,18 @@ sys.exit(0 if any(r["granted"] and r["executable"] == sys.argv[2] and r["runtime
   check "the refusal without the LAS is one line from the runtime" \
     bash -c "[ \$(wc -l <'$T/run4.err') = 1 ] && grep -q '^cloister-runtime: ' '$T/run4.err'"
   check "without the LAS main.py did not run" test ! -s "$T/run4.out"
+
+  # The image loaded with `podman load` from the docker-archive runs too, once its session is in the CAS.
+  "$CLOISTER" session create --cas "127.0.0.1:$main_API" --cas-key "$main_KEY" -f "$T/session-archive.yaml" \
+    --identity "$T/a" >/dev/null 2>&1
+  check "the CAS accepts the docker-archive's session" test $? = 0
+  C4="$NAME-4"
+  CONTAINERS+=("$C4")
+  run_app "$T/run5.out" "$T/run5.err" "${PODMAN_RUN[@]}" --name "$C4" -v "$T/lasdir:/run/cloister" \
+    "localhost/$NAME-archive:v1"
+  [ "$RC" = 0 ] || { echo "--- podman run of the loaded docker-archive exited $RC:"; cat "$T/run5.err"; }
+  check "the image podman loaded from the docker-archive runs and reads its volume" \
+    bash -c "[ '$RC' = 0 ] && grep -qxF 'result {\"first\": \"$CSV_V2\", \"rows\": 4, \"total\": 100}' '$T/run5.out'"
 fi
 
 finish
