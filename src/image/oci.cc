@@ -14,7 +14,9 @@
 #include <set>
 #include <sstream>
 
+#include "attest/measure.h"
 #include "base/bytes.h"
+#include "image/archive_util.h"
 
 namespace cloister::image {
 namespace {
@@ -23,18 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
-
-struct ArchiveReadDeleter {
-  void operator()(struct archive* a) const { archive_read_free(a); }
-};
-struct ArchiveWriteDeleter {
-  void operator()(struct archive* a) const { archive_write_free(a); }
-};
-
-Status ArchiveError(struct archive* a, const std::string& what) {
-  const char* msg = archive_error_string(a);
-  return IoError(what + ": " + (msg ? msg : "unknown archive error"));
-}
 
 StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max = size_t{64} << 20) {
   std::ifstream in(path, std::ios::binary);
@@ -395,27 +385,10 @@ StatusOr<std::string> NormaliseLayerType(std::string_view mt) {
 std::string DigestString(const crypto::Digest& d) { return "sha256:" + HexEncode(d); }
 
 StatusOr<Blob> DigestFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open " + path, errno);
-  crypto::Sha256Hasher h;
-  std::vector<uint8_t> buf(size_t{1} << 20);
-  uint64_t size = 0;
-  while (true) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return ErrnoStatus("read " + path, e);
-    }
-    if (n == 0) break;
-    h.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
-    size += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
+  ASSIGN_OR_RETURN(attest::FileMeasurement m, attest::MeasureFile(path));
   Blob b;
-  b.digest = DigestString(h.Finish());
-  b.size = size;
+  b.digest = "sha256:" + m.sha256;
+  b.size = m.size;
   b.path = path;
   return b;
 }

@@ -22,10 +22,12 @@
 #include <set>
 #include <thread>
 
+#include "attest/measure.h"
 #include "base/bytes.h"
 #include "base/parallel.h"
 #include "cloister/volume.h"
 #include "crypto/crypto.h"
+#include "image/archive_util.h"
 #include "os/env.h"
 #include "policy/policy.h"
 
@@ -41,18 +43,7 @@ constexpr size_t kIoSize = size_t{1} << 20;
 // How much of each executable is kept: enough for an ELF program's headers.
 constexpr size_t kHeadSize = 4096;
 
-struct ReadDeleter {
-  void operator()(struct archive* a) const { archive_read_free(a); }
-};
-struct WriteDeleter {
-  void operator()(struct archive* a) const { archive_write_free(a); }
-};
-using ReadArchive = std::unique_ptr<struct archive, ReadDeleter>;
-
-Status ArchiveError(struct archive* a, const std::string& what) {
-  const char* msg = archive_error_string(a);
-  return IoError(what + ": " + (msg ? msg : "unknown archive error"));
-}
+using ReadArchive = std::unique_ptr<struct archive, ArchiveReadDeleter>;
 
 // A layer read through libarchive from its blob, optionally hashing the
 // blob's bytes on the way so that no separate pass checks its digest.
@@ -511,7 +502,7 @@ class LayerWriter {
     return Status::Ok();
   }
 
-  std::unique_ptr<struct archive, WriteDeleter> a_;
+  std::unique_ptr<struct archive, ArchiveWriteDeleter> a_;
   std::string path_;
   int fd_ = -1;
   bool gzip_ = false;
@@ -753,14 +744,6 @@ std::string NowRfc3339() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-StatusOr<crypto::Digest> HashHostFile(const std::string& path) {
-  ASSIGN_OR_RETURN(Blob b, DigestFile(path));
-  auto raw = HexDecode(b.digest.substr(7));
-  crypto::Digest d{};
-  std::copy(raw->begin(), raw->end(), d.begin());
-  return d;
 }
 
 // SHA-256 of the file `path` of a layer (following a hard link inside it),
@@ -1127,8 +1110,9 @@ StatusOr<ProtectResult> Protect(const ProtectOptions& o, const ProgressFn& progr
   }
   result.binary = binary;
   session.binary = binary;
-  ASSIGN_OR_RETURN(crypto::Digest rt, HashHostFile(o.runtime_file));
-  result.runtime_sha256 = HexEncode(rt);
+  // The runtime's measurement, as the LAS computes it at every start.
+  ASSIGN_OR_RETURN(attest::FileMeasurement rt, attest::MeasureFile(o.runtime_file));
+  result.runtime_sha256 = rt.sha256;
   session.runtime_sha256 = result.runtime_sha256;
 
   // --- the volumes: built in memory (tmpfs) when they fit there, since
