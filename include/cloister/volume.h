@@ -50,6 +50,8 @@ class Env;
 
 namespace cloister::volume {
 
+struct SyncLogShared;  // volume/sync_log.h
+
 // A volume key is 32 random bytes.
 constexpr size_t kVolumeKeySize = 32;
 
@@ -144,6 +146,10 @@ struct VolumeInfo {
   Tag tag;               // tag of the last commit
   std::string volume_id; // hex
   uint32_t format_version = 0;  // docs/volume-format.md: 1, 2 or 3
+  // Records of the sync log (docs/volume-format.md, section 20) based on
+  // the state opened: a writable open applied and committed them, a
+  // read-only one found them and left them out of what it reads.
+  uint64_t sync_log_records = 0;
 };
 
 struct VerifyReport {
@@ -208,6 +214,12 @@ class Volume {
   // returns the current tag and writes nothing.
   virtual StatusOr<Tag> Commit() = 0;
   virtual bool HasUncommittedChanges() = 0;
+  // Starts a new sync log (docs/volume-format.md, section 20) based on the
+  // last commit: a fresh salt and key, the header written, `sh` open and
+  // empty. The caller holds SyncLogLock(sh), has no uncommitted changes,
+  // and has committed everything the records of the previous log carry.
+  // The first call creates the log file with sh->capacity bytes of zeros.
+  virtual Status StartSyncLog(SyncLogShared* sh) = 0;
   virtual VolumeInfo Info() = 0;
 
   // Reads and authenticates every reachable byte and hash-tree node, and

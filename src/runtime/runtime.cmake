@@ -47,6 +47,7 @@ add_library(cloister_runtime_core OBJECT
   ${CLOISTER_RUNTIME_DIR}/../volume/format.cc
   ${CLOISTER_RUNTIME_DIR}/../volume/journal.cc
   ${CLOISTER_RUNTIME_DIR}/../volume/volume.cc
+  ${CLOISTER_RUNTIME_DIR}/../volume/sync_log.cc
   # Pure code shared with the CAS, which includes nothing but OpenSSL.
   ${CLOISTER_RUNTIME_DIR}/../attest/relay_reply.cc
   ${CLOISTER_RUNTIME_DIR}/../attest/volume_commit.cc

@@ -30,6 +30,7 @@
 #include "runtime/shield_exec.h"
 #include "runtime/shield_server.h"
 #include "runtime/shield_wire.h"
+#include "volume/sync_log.h"
 
 namespace cloister::runtime::shield {
 namespace {
@@ -79,6 +80,15 @@ pthread_mutex_t g_conn_mu = PTHREAD_MUTEX_INITIALIZER;
 int g_conn = -1;
 pid_t g_conn_pid = 0;
 pthread_mutex_t g_cwd_mu = PTHREAD_MUTEX_INITIALIZER;
+// The volumes' sync logs, once asked for (inherited across fork; an exec'd
+// program asks again).
+struct LogHandle {
+  volume::SyncLogShared* sh = nullptr;
+  int fd = -1;
+  bool none = false;  // the volume has no sync log
+};
+pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
+std::vector<LogHandle>* g_logs = nullptr;
 std::string* g_cwd = nullptr;  // absolute, when on a volume
 
 pid_t g_root_pid = 0;  // the program's main process (0 in a program exec'd by another of its processes)
@@ -100,6 +110,7 @@ void ChildAfterFork() {
   pthread_mutex_init(&g_dirty_mu, nullptr);
   pthread_mutex_init(&g_conn_mu, nullptr);
   pthread_mutex_init(&g_cwd_mu, nullptr);
+  pthread_mutex_init(&g_log_mu, nullptr);
   // The parent's connection is the parent's: the server must see it close
   // when the parent ends. This process connects anew when it needs to.
   if (g_conn >= 0) ::close(g_conn);
@@ -764,9 +775,145 @@ void CopiedInto(int fd) {
   if (s != nullptr && s->type == kTypeFile) s->dirty->full_scan.store(1, std::memory_order_release);
 }
 
+// The sync log of volume `v`, asked for at the first use. Null when there
+// is none.
+LogHandle* LogOf(uint32_t v) {
+  pthread_mutex_lock(&g_log_mu);
+  if (g_logs == nullptr) g_logs = new std::vector<LogHandle>(g_mounts->size());
+  LogHandle* h = v < g_logs->size() ? &(*g_logs)[v] : nullptr;
+  if (h != nullptr && h->sh == nullptr && !h->none) {
+    Request req{};
+    req.op = Op::kSyncLog;
+    req.volume = v;
+    Reply r{};
+    int fds[2] = {-1, -1};
+    int nfds = 0;
+    if (!Call(req, "", "", &r, nullptr, fds, &nfds) || r.error != 0 || nfds != 2) {
+      for (int k = 0; k < nfds; ++k) ::close(fds[k]);
+      h->none = true;
+    } else {
+      void* map = ::mmap(nullptr, sizeof(volume::SyncLogShared), PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+      ::close(fds[0]);
+      if (map == MAP_FAILED) {
+        ::close(fds[1]);
+        h->none = true;
+      } else {
+        ::madvise(map, sizeof(volume::SyncLogShared), MADV_DONTDUMP);  // it holds the log's key
+        h->sh = static_cast<volume::SyncLogShared*>(map);
+        h->fd = MoveHigh(fds[1]);
+      }
+    }
+  }
+  if (h != nullptr && h->none) h = nullptr;
+  pthread_mutex_unlock(&g_log_mu);
+  return h;
+}
+
+constexpr int kLogFallBack = 1;
+
+// fsync of a file through the volume's sync log (docs/runtime.md, "Syncs
+// without a round trip"): the chunks written since the last record, sealed
+// into a record that this process appends and makes durable itself.
+// kLogFallBack when the log cannot take it (a commit does it then).
+int LogSync(Slot* s, int fd) {
+  DirtyHead* d = s->dirty;
+  if (d == nullptr || d->in_base.load(std::memory_order_acquire) == 0 ||
+      d->full_scan.load(std::memory_order_acquire) != 0 || d->shared_mappings.load(std::memory_order_acquire) != 0 ||
+      d->low_size.load(std::memory_order_acquire) != ~uint64_t{0}) {
+    return kLogFallBack;
+  }
+  LogHandle* h = LogOf(s->volume);
+  if (h == nullptr) return kLogFallBack;
+  const uint64_t C = uint64_t{1} << s->shift;
+  StatusOr<volume::SyncLogPosition> pos = volume::SyncLogAppend(h->sh, h->fd, [&](volume::SyncRecordContent& c) {
+    // Under the log's lock: the server sets in_base and commits under it.
+    if (d->in_base.load(std::memory_order_acquire) == 0) return Unavailable("not in the log's base");
+    // The size without a stat: a stat of the memfd would mark its times as
+    // queried (see the server's Flush); statx for the size alone does not.
+    struct statx sx {};
+    if (::syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx) != 0) return IoError("statx failed");
+    c.ino = s->file_id & ((uint64_t{1} << 48) - 1);
+    c.size = sx.stx_size;
+    const uint64_t chunks = (c.size + C - 1) / C;
+    // The chunks written since the last record (taken: if this record does
+    // not go in, the commit made instead covers them).
+    auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(d) + kLogBitsOffset);
+    const uint64_t end = std::min(d->marked_end.load(std::memory_order_acquire), chunks);
+    uint64_t total = 0;
+    for (uint64_t w = 0; w * 64 < end; ++w) {
+      if (words[w].load(std::memory_order_relaxed) == 0) continue;
+      uint64_t bits = words[w].exchange(0, std::memory_order_acq_rel);
+      while (bits != 0) {
+        unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));
+        unsigned hi = lo;
+        while (hi + 1 < 64 && (bits >> (hi + 1) & 1) != 0) ++hi;
+        bits &= (hi == 63) ? 0 : ~uint64_t{0} << (hi + 1);
+        uint64_t first = w * 64 + lo;
+        if (first >= chunks) break;
+        uint64_t count = std::min<uint64_t>(hi - lo + 1, chunks - first);
+        if (!c.runs.empty() && c.runs.back().first_chunk + c.runs.back().count == first) {
+          c.runs.back().count += static_cast<uint32_t>(count);
+        } else {
+          c.runs.push_back({first, static_cast<uint32_t>(count)});
+        }
+        total += count * C;
+      }
+    }
+    if (total > h->sh->max_record_data + C) return Unavailable("too much for one record");
+    for (const volume::SyncRun& r : c.runs) {
+      const uint64_t off = r.first_chunk * C;
+      const uint64_t len = std::min(uint64_t{r.count} * C, c.size - off);
+      const size_t at = c.data.size();
+      c.data.resize(at + len);
+      for (size_t done = 0; done < len;) {
+        long n = ::syscall(SYS_pread64, fd, c.data.data() + at + done, len - done, off + done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return IoError("read of a shielded file's memory failed");
+        done += static_cast<size_t>(n);
+      }
+    }
+    d->logged.store(1, std::memory_order_release);
+    return Status::Ok();
+  });
+  if (!pos.ok()) {
+    if (pos.status().code() == StatusCode::kUnavailable) return kLogFallBack;
+    Log("shield: sync of a file under " + (*g_mounts)[s->volume].path + ": " + pos.status().message());
+    errno = EIO;
+    return -1;
+  }
+  if (h->sh->announced.load(std::memory_order_acquire) < pos->generation) {
+    // The log's first record (or the first this process could announce):
+    // the server commits the log within kFoldDelayMs.
+    Request req{};
+    req.op = Op::kLogged;
+    req.volume = s->volume;
+    pthread_mutex_lock(&g_conn_mu);
+    if (Connected() && SendDatagram(g_conn, &req, sizeof(req), nullptr, 0, nullptr, 0)) {
+      uint64_t cur = h->sh->announced.load(std::memory_order_acquire);
+      while (cur < pos->generation &&
+             !h->sh->announced.compare_exchange_weak(cur, pos->generation, std::memory_order_acq_rel)) {
+      }
+    }
+    pthread_mutex_unlock(&g_conn_mu);
+  }
+  Status durable = volume::SyncLogMakeDurable(h->sh, h->fd, *pos);
+  if (!durable.ok()) {
+    Log("shield: sync of a file under " + (*g_mounts)[s->volume].path + ": " + durable.message());
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
 int Sync(int fd) {
   Slot* s = SlotOf(fd);
   if (s == nullptr) return 0;
+  if (s->type == kTypeFile) {
+    int saved = errno;
+    int r = LogSync(s, fd);
+    if (r != kLogFallBack) return r;
+    errno = saved;
+  }
   Request req{};
   req.op = Op::kSync;
   req.volume = s->volume;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <new>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -21,6 +23,8 @@
 #include "runtime/log.h"
 #include "runtime/shield_exec.h"
 #include "runtime/shield_wire.h"
+#include "volume/format.h"
+#include "volume/sync_log.h"
 
 namespace cloister::runtime::shield {
 namespace {
@@ -92,7 +96,20 @@ struct Mounted {
   std::unique_ptr<volume::Volume> vol;
   unsigned shift = 12;
   bool changed = false;  // flushed or changed since the last commit
+  // The sync log (docs/runtime.md, "Syncs without a round trip"), for a
+  // writable volume: the shared state in a memfd, and the log file.
+  volume::SyncLogShared* log = nullptr;
+  int log_memfd = -1;
+  int log_fd = -1;
+  bool fold_armed = false;
+  std::chrono::steady_clock::time_point fold_at;
 };
+
+// A sync log of 8 MiB, records of up to 256 KiB of chunks: at a few
+// hundred syncs of a database's log page per second, the log fills in
+// seconds, and it is emptied by a commit within kFoldDelayMs.
+constexpr uint64_t kSyncLogBytes = uint64_t{8} << 20;
+constexpr uint64_t kSyncRecordMaxData = uint64_t{256} << 10;
 
 class ServerImpl : public Server {
  public:
@@ -130,6 +147,8 @@ class ServerImpl : public Server {
   Status Flush(Loaded& f);
   Status FlushVolume(size_t v);
   Status CommitVolume(size_t v);
+  Status CommitNow(size_t v);
+  void SetUpLog(Mounted& m);
   void FillStat(size_t v, const volume::Stat& st, StatInfo* out);
   void Forget(size_t v, uint64_t ino);
 
@@ -196,6 +215,7 @@ Result<Done> ServerImpl::OpenAll(std::vector<ServerVolume> volumes) {
     DebugLog("shield: volume %s at %s opened at commit %llu", m.config.name.c_str(), m.config.path.c_str(),
              static_cast<unsigned long long>(m.vol->Info().seq));
     mounts_.push_back(std::move(m));
+    SetUpLog(mounts_.back());
   }
   std::vector<JoinKeyPart> parts;
   for (const Mounted& m : mounts_) {
@@ -222,7 +242,52 @@ void ServerImpl::FillStat(size_t v, const volume::Stat& st, StatInfo* out) {
   }
 }
 
-void ServerImpl::Forget(size_t v, uint64_t ino) { loaded_.erase({v, ino}); }
+void ServerImpl::Forget(size_t v, uint64_t ino) {
+  auto it = loaded_.find({v, ino});
+  if (it == loaded_.end()) return;
+  // No longer a file of the volume: its syncs stop going to the log before
+  // a commit makes the removal durable (and a record naming it would name
+  // no file of the next log's base).
+  if (it->second->dirty != nullptr) it->second->dirty->in_base.store(0, std::memory_order_release);
+  loaded_.erase(it);
+}
+
+void ServerImpl::SetUpLog(Mounted& m) {
+  if (m.config.read_only) return;
+  const size_t bytes = (sizeof(volume::SyncLogShared) + 4095) & ~size_t{4095};
+  int fd = ::memfd_create("cloister-sync-log", MFD_CLOEXEC);
+  void* map = MAP_FAILED;
+  if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
+    map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  std::string why;
+  if (map == MAP_FAILED) {
+    why = std::strerror(errno);
+  } else {
+    ::madvise(map, bytes, MADV_DONTDUMP);  // it holds the log's key
+    auto* sh = new (map) volume::SyncLogShared();
+    Status s = volume::SyncLogInitShared(sh, m.vol->Info().chunk_size, kSyncLogBytes, kSyncRecordMaxData);
+    if (s.ok()) {
+      volume::SyncLogLock lock(sh);
+      s = m.vol->StartSyncLog(sh);
+    }
+    int log_fd = -1;
+    if (s.ok()) {
+      log_fd = ::open((m.config.path + "/" + volume::format::kSyncLogFile).c_str(), O_RDWR | O_CLOEXEC);
+      if (log_fd < 0) s = IoError(std::string("open: ") + std::strerror(errno));
+    }
+    if (s.ok()) {
+      m.log = sh;
+      m.log_memfd = fd;
+      m.log_fd = log_fd;
+      return;
+    }
+    why = s.message();
+    ::munmap(map, bytes);
+  }
+  if (fd >= 0) ::close(fd);
+  Log("shield: volume " + m.config.name + " has no sync log (" + why + "): every fsync is a commit");
+}
 
 Result<Loaded*> ServerImpl::Load(size_t v, uint64_t ino, const std::string& path, bool write) {
   auto it = loaded_.find({v, ino});
@@ -386,9 +451,45 @@ Status ServerImpl::FlushVolume(size_t v) {
   return first;
 }
 
+// Every commit ends the volume's sync log and starts the next on it: with
+// the log's lock held, the files that have records in it are written into
+// the volume, so that the commit holds all the records carry, and the next
+// log starts on the commit before any other record goes in.
 Status ServerImpl::CommitVolume(size_t v) {
   Mounted& m = mounts_[v];
-  if (m.config.read_only || !m.vol->HasUncommittedChanges()) return Status();
+  if (m.config.read_only) return Status();
+  if (m.log == nullptr) return CommitNow(v);
+  m.fold_armed = false;
+  volume::SyncLogLock lock(m.log);
+  Status s;
+  for (auto& [key, f] : loaded_) {
+    if (key.first != v || f->dirty->logged.exchange(0, std::memory_order_acq_rel) == 0) continue;
+    Status flushed = Flush(*f);
+    if (!flushed.ok() && s.ok()) s = flushed;
+  }
+  const bool commit = m.vol->HasUncommittedChanges();
+  if (s.ok() && commit) s = CommitNow(v);
+  if (!s.ok()) {
+    m.log->state = volume::kSyncLogBroken;
+    return s;
+  }
+  // The volume's state is the commit now: every file loaded is in it.
+  for (auto& [key, f] : loaded_) {
+    if (key.first == v) f->dirty->in_base.store(1, std::memory_order_release);
+  }
+  if (!commit && m.log->state == volume::kSyncLogOpen && m.log->next_index == 0) return Status();
+  Status started = m.vol->StartSyncLog(m.log);
+  if (!started.ok()) {
+    m.log->state = volume::kSyncLogBroken;
+    Log("shield: volume " + m.config.name + ": the next sync log cannot start (" + started.message() +
+        "): fsyncs are commits from now on");
+  }
+  return Status();
+}
+
+Status ServerImpl::CommitNow(size_t v) {
+  Mounted& m = mounts_[v];
+  if (!m.vol->HasUncommittedChanges()) return Status();
   StatusOr<volume::Tag> tag = m.vol->Commit();
   if (!tag.ok()) {
     Log("shield: commit of volume " + m.config.name + " failed: " + tag.status().message());
@@ -632,7 +733,7 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
   Mounted& m = mounts_[v];
   std::string path(p1, req.path_len);
   std::string path2(p2, req.path2_len);
-  if (req.op != Op::kSync && req.op != Op::kClose && req.op != Op::kWriteBehind) {
+  if (req.op != Op::kSync && req.op != Op::kClose && req.op != Op::kWriteBehind && req.op != Op::kLogged) {
     DebugLog("shield: request %u on %s%s%s flags %#x", static_cast<unsigned>(req.op), path.c_str(),
              path2.empty() ? "" : " -> ", path2.c_str(), static_cast<unsigned>(req.flags));
   }
@@ -764,6 +865,20 @@ void ServerImpl::Handle(int conn, const Request& req, const char* p1, const char
       }
       return;
     }
+    case Op::kSyncLog: {
+      if (m.log == nullptr) {
+        r.error = ENOSYS;
+        return Answer(conn, r);
+      }
+      int fds[2] = {m.log_memfd, m.log_fd};
+      return Answer(conn, r, nullptr, 0, fds, 2);
+    }
+    case Op::kLogged:
+      if (m.log != nullptr && !m.fold_armed) {
+        m.fold_armed = true;
+        m.fold_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFoldDelayMs);
+      }
+      return;
     case Op::kExec:
     case Op::kJoin:
     case Op::kJoinProof:
@@ -787,14 +902,29 @@ void ServerImpl::Serve(int control, int first) {
     // clients have been quiet for a moment.
     bool pending = false;
     for (Mounted& m : mounts_) pending = pending || m.changed;
-    int n = ::poll(pfds.data(), pfds.size(), pending ? 5 : -1);
+    int timeout = pending ? 5 : -1;
+    // Records in a sync log are committed kFoldDelayMs after the first.
+    const auto now = std::chrono::steady_clock::now();
+    for (size_t v = 0; v < mounts_.size(); ++v) {
+      Mounted& m = mounts_[v];
+      if (!m.fold_armed) continue;
+      if (m.fold_at <= now) {
+        (void)CommitVolume(v);
+        continue;
+      }
+      int ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(m.fold_at - now).count());
+      if (timeout < 0 || ms < timeout) timeout = ms;
+    }
+    int n = ::poll(pfds.data(), pfds.size(), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       Log(std::string("shield: poll failed: ") + std::strerror(errno));
       break;
     }
     if (n == 0) {
-      for (size_t v = 0; v < mounts_.size(); ++v) (void)CommitVolume(v);
+      for (size_t v = 0; v < mounts_.size(); ++v) {
+        if (mounts_[v].changed || mounts_[v].fold_armed) (void)CommitVolume(v);
+      }
       continue;
     }
     bool lost_client = false;

@@ -36,6 +36,7 @@ namespace {
 
 std::string g_mount;
 runtime::SecretBytes g_key;
+Server* g_server = nullptr;
 
 class ShieldTest : public ::testing::Test {
  protected:
@@ -57,6 +58,7 @@ class ShieldTest : public ::testing::Test {
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, conn), 0);
     // Serves until the process ends: the client side stays installed.
     static Server* raw = server.value().release();
+    g_server = raw;
     std::thread([c = control[1], f = conn[1]] { raw->Serve(c, f); }).detach();
     VolumeMount m;
     m.name = "data";
@@ -243,6 +245,45 @@ TEST_F(ShieldTest, WritesThroughASharedMappingAreFound) {
   want.replace(4096, 8, "via mmap");
   EXPECT_EQ(Stored("/mapped.bin"), want);
   ::munmap(p, 8192);
+  Close(fd);
+}
+
+TEST_F(ShieldTest, AnFsyncOfACommittedFileGoesToTheSyncLog) {
+  int fd = Open(T("/logged.bin"), O_CREAT | O_RDWR | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  Write(fd, std::string(8192, 'a'), 0);
+  ASSERT_EQ(Sync(fd), 0);  // a new file: its first fsync commits its creation
+  const uint64_t seq = g_server->Info(0).seq;
+  std::string b(5000, 'b');
+  Write(fd, b, 6000);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(Sync(fd), 0);
+  const uint64_t seq_after = g_server->Info(0).seq;
+  std::string want(8192, 'a');
+  want.resize(11000);
+  want.replace(6000, b.size(), b);
+  // Durable on return: the volume on disk, read with its sync log, holds it.
+  EXPECT_EQ(Stored("/logged.bin"), want);
+  if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(kFoldDelayMs - 10)) {
+    EXPECT_EQ(seq_after, seq) << "the fsync made a commit instead of a record";
+  }
+  // The server commits the record soon after.
+  for (int i = 0; i < 400 && g_server->Info(0).seq == seq; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GT(g_server->Info(0).seq, seq);
+  EXPECT_EQ(Stored("/logged.bin"), want);
+  // The next record goes to the next log; a shrink is a commit again.
+  Write(fd, "c", 10999);
+  want[10999] = 'c';
+  ASSERT_EQ(Sync(fd), 0);
+  EXPECT_EQ(Stored("/logged.bin"), want);
+  ASSERT_EQ(::ftruncate(fd, 100), 0);
+  Shrunk(fd, 100);
+  const uint64_t before_shrink = g_server->Info(0).seq;
+  ASSERT_EQ(Sync(fd), 0);
+  EXPECT_GT(g_server->Info(0).seq, before_shrink);
+  EXPECT_EQ(Stored("/logged.bin"), want.substr(0, 100));
   Close(fd);
 }
 

@@ -19,11 +19,13 @@ uint64_t MarkDirty(DirtyHead* head, unsigned shift, uint64_t offset, uint64_t le
   }
   uint64_t added = 0;
   auto* words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(head) + kDirtyBitsOffset);
+  auto* log_words = reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(head) + kLogBitsOffset);
   for (uint64_t c = first; c <= last;) {
     uint64_t w = c / 64;
     uint64_t lo = c % 64;
     uint64_t hi = (last / 64 == w) ? last % 64 : 63;
     uint64_t bits = (hi == 63 ? ~uint64_t{0} : ((uint64_t{1} << (hi + 1)) - 1)) & ~((uint64_t{1} << lo) - 1);
+    if ((log_words[w].load(std::memory_order_relaxed) & bits) != bits) log_words[w].fetch_or(bits, std::memory_order_release);
     uint64_t old = words[w].fetch_or(bits, std::memory_order_release);
     added += static_cast<uint64_t>(__builtin_popcountll(bits & ~old));
     c = w * 64 + hi + 1;

@@ -54,6 +54,13 @@ enum class Op : uint32_t {
   // marks (DirtyHead::unflushed) that the server should write it into the
   // volume now, while the program goes on writing; not a commit; no reply.
   kWriteBehind,
+  // The volume's sync log (docs/runtime.md, "Syncs without a round trip"):
+  // -> two descriptors, the shared state (volume::SyncLogShared) and the
+  // log file; ENOSYS when the volume has none.
+  kSyncLog,
+  // The first record of the volume's current log was appended: the server
+  // folds the log into a commit within kFoldDelayMs. No reply.
+  kLogged,
 };
 
 struct Request {
@@ -117,13 +124,24 @@ struct DirtyHead {
   // a client has asked for a write-behind since (see Op::kWriteBehind).
   std::atomic<uint64_t> unflushed;
   std::atomic<uint32_t> behind_asked;
+  // Set by the server when the file exists in the volume's last commit
+  // (the base of its sync log); only then may its syncs go to the log.
+  std::atomic<uint32_t> in_base;
+  // Set, with the log's lock held, by a client that appended a record of
+  // this file: the server's next commit flushes it.
+  std::atomic<uint32_t> logged;
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the dirty map is shared between processes");
 
 inline constexpr uint64_t kDirtyMagic = 0x434c4f4953544452ull;
 inline constexpr size_t kDirtyBitsOffset = 4096;
 inline constexpr uint64_t kDirtyMaxChunks = uint64_t{1} << 24;  // 64 GiB at 4 KiB chunks
-inline constexpr size_t kDirtyMapBytes = kDirtyBitsOffset + kDirtyMaxChunks / 8;
+// A second bit map, the same size, marks the chunks written since a client
+// last took them for a record of the sync log.
+inline constexpr size_t kLogBitsOffset = kDirtyBitsOffset + kDirtyMaxChunks / 8;
+inline constexpr size_t kDirtyMapBytes = kLogBitsOffset + kDirtyMaxChunks / 8;
+// How long records may wait in a sync log before the server commits them.
+inline constexpr int kFoldDelayMs = 50;
 
 // Marks [offset, offset + length) of a file with chunks of 2^shift bytes
 // as written. Lock-free and async-signal-safe. Returns how many chunks were

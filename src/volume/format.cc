@@ -120,6 +120,13 @@ StatusOr<SecretBytes> DeriveJournalKey(const SecretBytes& k, const Id& id, uint6
   return Derive(k, id, "journal", b);
 }
 
+StatusOr<SecretBytes> DeriveSyncLogKey(const SecretBytes& k, const Id& id, const Tag& base_tag,
+                                       std::span<const uint8_t> salt) {
+  Bytes extra(base_tag.begin(), base_tag.end());
+  extra.insert(extra.end(), salt.begin(), salt.end());
+  return Derive(k, id, "sync log", extra);
+}
+
 StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& k, const Id& id,
                                       const Id& object_id) {
   return Derive(k, id, "object", object_id);

@@ -48,6 +48,8 @@ constexpr char kObjectsDir[] = "objects";
 constexpr char kJournalPrefix[] = "journal.";
 // A checkpointed journal kept for reuse as the next journal (section 13.3).
 constexpr char kSpareJournalFile[] = "journal.spare";
+// The sync log (section 20).
+constexpr char kSyncLogFile[] = "synclog";
 
 using Id = std::array<uint8_t, kIdSize>;
 using Entry = std::array<uint8_t, kEntrySize>;
@@ -89,6 +91,10 @@ StatusOr<SecretBytes> DeriveManifestKey(const SecretBytes& volume_key, const Id&
                                         uint64_t seq);
 StatusOr<SecretBytes> DeriveJournalKey(const SecretBytes& volume_key, const Id& volume_id,
                                        uint64_t generation);
+// AES-256-GCM key of the records of a sync log (section 20) whose base is
+// the commit with tag `base_tag`; `salt` is the log's random salt.
+StatusOr<SecretBytes> DeriveSyncLogKey(const SecretBytes& volume_key, const Id& volume_id, const Tag& base_tag,
+                                       std::span<const uint8_t> salt);
 StatusOr<SecretBytes> DeriveHeaderKey(const SecretBytes& volume_key, const Id& volume_id);
 StatusOr<SecretBytes> DeriveObjectKey(const SecretBytes& volume_key,
                                       const Id& volume_id, const Id& object_id);

@@ -13,6 +13,7 @@
 //    commit frame is synced. Checkpoints copy journaled pages into place.
 #include "cloister/volume.h"
 
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +32,7 @@
 #include "crypto/crypto.h"
 #include "os/env.h"
 #include "volume/format.h"
+#include "volume/sync_log.h"
 #include "volume/volume_internal.h"
 
 namespace cloister::volume {
@@ -340,12 +342,19 @@ class VolumeImpl final : public Volume {
     return VolumeInfo{
         (header_.flags & format::kFlagAuthenticatedOnly) ? Protection::kAuthenticatedOnly
                                                           : Protection::kEncrypted,
-        C_, seq_, tag_, HexEncode(header_.volume_id), version_};
+        C_, seq_, tag_, HexEncode(header_.volume_id), version_, sync_log_records_};
   }
   StatusOr<VerifyReport> Verify() override;
+  Status StartSyncLog(SyncLogShared* sh) override;
+  // Applies (writable) or counts (read-only) the records of a sync log based
+  // on the state opened; Open commits what was applied.
+  Status ReadSyncLog();
 
   // ---- used by FileImpl ----
   StatusOr<size_t> FileRead(uint64_t ino, uint64_t off, std::span<uint8_t> buf);
+  // Reads [off, off + buf.size()) of what `f` stores, as if it were `size`
+  // bytes long (at most its size).
+  StatusOr<size_t> ReadStored(Inode& f, uint64_t off, std::span<uint8_t> buf, uint64_t size);
   Status FileWrite(uint64_t ino, uint64_t off, std::span<const uint8_t> data);
   Status FileTruncate(uint64_t ino, uint64_t size);
   StatusOr<Stat> FileStat(uint64_t ino) {
@@ -372,6 +381,7 @@ class VolumeImpl final : public Volume {
              : in.rec.type == InodeType::kSymlink ? in.rec.target.size()
                                                   : 0;
     s.mtime_ns = in.rec.mtime_ns;
+    if (auto ov = log_overlay_.find(in.rec.ino); ov != log_overlay_.end()) s.size = ov->second.size;
     return s;
   }
   Status CheckWritable() {
@@ -543,6 +553,19 @@ class VolumeImpl final : public Volume {
 
   uint64_t seq_ = 0;
   Tag tag_{};
+  std::unique_ptr<os::File> sync_log_;  // the sync log, once StartSyncLog made it
+  uint64_t sync_log_records_ = 0;
+  // Read-only: what the sync log's records say of a file, over what it
+  // stores (a writable open applies the records instead).
+  struct LogOverlay {
+    uint64_t size = 0;
+    uint64_t low = 0;  // the lowest size the records gave it: stored bytes from here on read as zeros
+    std::map<uint64_t, Bytes> chunks;
+    ~LogOverlay() {
+      for (auto& [k, b] : chunks) OPENSSL_cleanse(b.data(), b.size());
+    }
+  };
+  std::map<uint64_t, LogOverlay> log_overlay_;
   uint64_t base_seq_ = 0;
 
   std::unordered_map<uint64_t, Inode> inodes_;
@@ -1646,8 +1669,34 @@ StatusOr<size_t> VolumeImpl::FileRead(uint64_t ino, uint64_t off, std::span<uint
   std::lock_guard<std::mutex> l(mu_);
   RETURN_IF_ERROR(MaybeEvict());
   Inode& f = inodes_.at(ino);
-  if (off >= f.rec.size || buf.empty()) return size_t{0};
-  const uint64_t n = std::min<uint64_t>(buf.size(), f.rec.size - off);
+  auto ov = log_overlay_.find(ino);
+  if (ov == log_overlay_.end()) return ReadStored(f, off, buf, f.rec.size);
+  // Read-only, with records of the sync log for this file: what is stored
+  // up to the lowest size the records gave it, zeros after, the records'
+  // chunks over both.
+  const LogOverlay& o = ov->second;
+  if (off >= o.size || buf.empty()) return size_t{0};
+  const uint64_t n = std::min<uint64_t>(buf.size(), o.size - off);
+  std::fill(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n), uint8_t{0});
+  const uint64_t stored = std::min(f.rec.size, o.low);
+  if (off < stored) {
+    RETURN_IF_ERROR(ReadStored(f, off, buf.first(static_cast<size_t>(std::min(n, stored - off))), stored).status());
+  }
+  for (auto it = o.chunks.lower_bound(off / C_); it != o.chunks.end() && it->first * C_ < off + n; ++it) {
+    const uint64_t lo = std::max(off, it->first * C_);
+    const uint64_t hi = std::min(off + n, it->first * C_ + it->second.size());
+    if (lo < hi) {
+      std::copy(it->second.begin() + static_cast<ptrdiff_t>(lo - it->first * C_),
+                it->second.begin() + static_cast<ptrdiff_t>(hi - it->first * C_),
+                buf.begin() + static_cast<ptrdiff_t>(lo - off));
+    }
+  }
+  return static_cast<size_t>(n);
+}
+
+StatusOr<size_t> VolumeImpl::ReadStored(Inode& f, uint64_t off, std::span<uint8_t> buf, uint64_t size) {
+  if (off >= size || buf.empty()) return size_t{0};
+  const uint64_t n = std::min<uint64_t>(buf.size(), size - off);
   const uint64_t end = off + n;
   Bytes tmp;
   for (uint64_t c = off / C_; c * C_ < end; c += kBatchChunks) {
@@ -2242,12 +2291,164 @@ StatusOr<VerifyReport> VolumeImpl::Verify() {
   std::sort(top.begin(), top.end());
   for (const auto& name : top) {
     if (name == format::kHeaderFile || name == format::kManifestFile || name == format::kObjectsDir ||
-        format::ParseJournalName(name) || name == format::kSpareJournalFile) {
+        format::ParseJournalName(name) || name == format::kSpareJournalFile || name == format::kSyncLogFile) {
       continue;
     }
     report.problems.push_back("unexpected file " + name);
   }
   return report;
+}
+
+Status VolumeImpl::StartSyncLog(SyncLogShared* sh) {
+  std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  if (Dirty()) return FailedPrecondition("a sync log starts on a commit: commit first");
+  if (sh->chunk_size != C_) return InvalidArgument("the sync log's chunk size is not the volume's");
+  if (sync_log_ == nullptr) {
+    const std::string path = os::JoinPath(dir_, format::kSyncLogFile);
+    const bool existed = env_.FileExists(path);
+    ASSIGN_OR_RETURN(std::unique_ptr<os::File> f, env_.OpenFile(path, os::OpenMode::kCreate));
+    // Allocated once, so that an appender's fdatasync writes its record and
+    // no metadata of the file system.
+    ASSIGN_OR_RETURN(uint64_t size, f->Size());
+    if (size < sh->capacity) {
+      std::vector<uint8_t> zeros(size_t{1} << 20, 0);
+      for (uint64_t off = size; off < sh->capacity;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), sh->capacity - off));
+        RETURN_IF_ERROR(f->WriteAt(off, std::span<const uint8_t>(zeros.data(), n)));
+        off += n;
+      }
+      RETURN_IF_ERROR(f->Sync());
+    }
+    if (!existed) RETURN_IF_ERROR(env_.SyncDir(dir_));
+    sync_log_ = std::move(f);
+  }
+  format::SyncLogHeader h;
+  h.chunk_size = C_;
+  h.base_seq = seq_;
+  h.base_tag = tag_;
+  RETURN_IF_ERROR(crypto::RandomBytes(h.salt));
+  ASSIGN_OR_RETURN(SecretBytes k, format::DeriveSyncLogKey(key_, header_.volume_id, tag_, h.salt));
+  // Not synced here: an appender's fdatasync makes it durable with the
+  // first record that needs it. Until then the old header stays, whose base
+  // is an older commit, and a reader ignores the log.
+  RETURN_IF_ERROR(sync_log_->WriteAt(0, format::EncodeSyncLogHeader(h)));
+  sh->generation += 1;
+  sh->next_index = 0;
+  sh->next_offset = kSyncLogHeaderSize;
+  std::memcpy(sh->base_tag, tag_.data(), 32);
+  std::memcpy(sh->key, k.UnsafeBytes().data(), 32);
+  sh->durable.store(sh->generation << 32, std::memory_order_release);
+  sh->state = kSyncLogOpen;
+  return Status::Ok();
+}
+
+Status VolumeImpl::ReadSyncLog() {
+  std::lock_guard<std::mutex> l(mu_);
+  const std::string path = os::JoinPath(dir_, format::kSyncLogFile);
+  if (!env_.FileExists(path)) return Status::Ok();
+  ASSIGN_OR_RETURN(std::unique_ptr<os::File> f, env_.OpenFile(path, os::OpenMode::kReadOnly));
+  ASSIGN_OR_RETURN(const uint64_t size, f->Size());
+  std::vector<uint8_t> head(format::kSyncLogHeaderUsed);
+  size_t got = 0;
+  RETURN_IF_ERROR(f->ReadAt(0, head, &got));
+  if (got < head.size()) return Status::Ok();
+  StatusOr<format::SyncLogHeader> h = format::ParseSyncLogHeader(head);
+  // A log based on another state (an older commit, or a state this open
+  // discarded) holds nothing the state opened lacks: its records were
+  // committed before the next log started, or belong to discarded commits.
+  if (!h.ok() || h->base_seq != seq_ || h->base_tag != tag_ || h->chunk_size != C_) return Status::Ok();
+  ASSIGN_OR_RETURN(SecretBytes k, format::DeriveSyncLogKey(key_, header_.volume_id, tag_, h->salt));
+  ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(k));
+  // Records follow one another from the end of the header, numbered from 0;
+  // the first that is missing, out of place or not authentic ends the log
+  // (a crash cuts a log's tail, nothing else).
+  uint64_t off = kSyncLogHeaderSize;
+  uint64_t index = 0;
+  std::vector<uint8_t> buf;
+  for (;;) {
+    uint8_t rh[format::kSyncRecordHead];
+    if (off + sizeof(rh) > size) break;
+    RETURN_IF_ERROR(f->ReadAt(off, rh, &got));
+    if (got < sizeof(rh)) break;
+    const uint32_t len = LoadU32(rh + 4);
+    if (LoadU32(rh) != format::kSyncRecordMagic || LoadU64(rh + 8) != index) break;
+    const uint64_t sealed = uint64_t{12} + len + 16;
+    if (off + sizeof(rh) + sealed > size) break;
+    buf.resize(sealed);
+    RETURN_IF_ERROR(f->ReadAt(off + sizeof(rh), buf, &got));
+    if (got < buf.size()) break;
+    uint8_t aad[sizeof(rh) + 32];
+    std::memcpy(aad, rh, sizeof(rh));
+    std::memcpy(aad + sizeof(rh), tag_.data(), 32);
+    crypto::Nonce nonce;
+    crypto::AeadTag atag;
+    std::memcpy(nonce.data(), buf.data(), 12);
+    std::memcpy(atag.data(), buf.data() + 12 + len, 16);
+    std::span<uint8_t> body(buf.data() + 12, len);
+    if (!aead->Open(aad, nonce, atag, body, body).ok()) break;
+    StatusOr<SyncRecordContent> c = format::ParseSyncRecordBody(body, C_);
+    OPENSSL_cleanse(buf.data(), buf.size());
+    if (!c.ok()) {
+      return IntegrityError("sync log record " + std::to_string(index) + " is authentic but malformed: " +
+                            c.status().message());
+    }
+    auto it = inodes_.find(c->ino);
+    if (it == inodes_.end() || it->second.rec.type != InodeType::kFile) {
+      OPENSSL_cleanse(c->data.data(), c->data.size());
+      return IntegrityError("sync log record " + std::to_string(index) + " names inode " + std::to_string(c->ino) +
+                            ", which is not a file of the state it is based on");
+    }
+    if (!read_only_) {
+      Status s = [&]() -> Status {
+        RETURN_IF_ERROR(MaybeEvict());
+        RETURN_IF_ERROR(TruncateInode(it->second, c->size));
+        size_t at = 0;
+        for (const SyncRun& r : c->runs) {
+          const uint64_t start = r.first_chunk * C_;
+          const uint64_t end = std::min<uint64_t>((r.first_chunk + r.count) * C_, c->size);
+          RETURN_IF_ERROR(WriteRange(it->second, start, std::span<const uint8_t>(c->data.data() + at, end - start)));
+          at += static_cast<size_t>(end - start);
+        }
+        return Status::Ok();
+      }();
+      OPENSSL_cleanse(c->data.data(), c->data.size());
+      RETURN_IF_ERROR(Guard(s));
+    } else {
+      auto [ov, fresh] = log_overlay_.try_emplace(c->ino);
+      LogOverlay& o = ov->second;
+      if (fresh) o.size = o.low = it->second.rec.size;
+      o.size = c->size;
+      o.low = std::min(o.low, c->size);
+      // Chunks past the new end go; the one it cuts keeps its head.
+      const uint64_t kept = (c->size + C_ - 1) / C_;
+      for (auto k = o.chunks.lower_bound(kept); k != o.chunks.end();) {
+        OPENSSL_cleanse(k->second.data(), k->second.size());
+        k = o.chunks.erase(k);
+      }
+      if (c->size % C_ != 0) {
+        if (auto k = o.chunks.find(c->size / C_); k != o.chunks.end()) {
+          std::fill(k->second.begin() + static_cast<ptrdiff_t>(c->size % C_), k->second.end(), uint8_t{0});
+        }
+      }
+      size_t at = 0;
+      for (const SyncRun& r : c->runs) {
+        for (uint64_t k = r.first_chunk; k < r.first_chunk + r.count && k * C_ < c->size; ++k) {
+          const size_t len = static_cast<size_t>(std::min<uint64_t>(C_, c->size - k * C_));
+          Bytes& chunk = o.chunks[k];
+          chunk.assign(C_, 0);
+          std::copy(c->data.begin() + static_cast<ptrdiff_t>(at), c->data.begin() + static_cast<ptrdiff_t>(at + len),
+                    chunk.begin());
+          at += len;
+        }
+      }
+      OPENSSL_cleanse(c->data.data(), c->data.size());
+    }
+    off += sizeof(rh) + sealed;
+    ++index;
+  }
+  sync_log_records_ = index;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -2260,6 +2461,8 @@ StatusOr<std::unique_ptr<Volume>> Volume::Open(os::Env& env, const std::string& 
   auto v = std::make_unique<VolumeImpl>(env, dir, options);
   RETURN_IF_ERROR(v->Init(key));
   v->MarkOpened();
+  RETURN_IF_ERROR(v->ReadSyncLog());
+  if (!options.read_only && v->HasUncommittedChanges()) RETURN_IF_ERROR(v->Commit().status());
   return std::unique_ptr<Volume>(std::move(v));
 }
 
