@@ -860,6 +860,13 @@ int LogSync(Slot* s, int fd) {
       }
     }
     if (total > h->sh->max_record_data + C) return Unavailable("too much for one record");
+    if (c.runs.empty() && c.size == d->log_size.load(std::memory_order_acquire)) {
+      // Nothing new: only the records before (of other processes too)
+      // must be durable.
+      c.skip = true;
+      return Status::Ok();
+    }
+    d->log_size.store(c.size, std::memory_order_release);
     for (const volume::SyncRun& r : c.runs) {
       const uint64_t off = r.first_chunk * C;
       const uint64_t len = std::min(uint64_t{r.count} * C, c.size - off);
@@ -876,12 +883,13 @@ int LogSync(Slot* s, int fd) {
     return Status::Ok();
   });
   if (!pos.ok()) {
+    d->log_size.store(~uint64_t{0}, std::memory_order_release);  // whatever fill saw is not recorded
     if (pos.status().code() == StatusCode::kUnavailable) return kLogFallBack;
     Log("shield: sync of a file under " + (*g_mounts)[s->volume].path + ": " + pos.status().message());
     errno = EIO;
     return -1;
   }
-  if (h->sh->announced.load(std::memory_order_acquire) < pos->generation) {
+  if (pos->index > 0 && h->sh->announced.load(std::memory_order_acquire) < pos->generation) {
     // The log's first record (or the first this process could announce):
     // the server commits the log within kFoldDelayMs.
     Request req{};

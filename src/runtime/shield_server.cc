@@ -475,7 +475,9 @@ Status ServerImpl::CommitVolume(size_t v) {
   }
   // The volume's state is the commit now: every file loaded is in it.
   for (auto& [key, f] : loaded_) {
-    if (key.first == v) f->dirty->in_base.store(1, std::memory_order_release);
+    if (key.first != v) continue;
+    f->dirty->log_size.store(f->stored_size, std::memory_order_release);
+    f->dirty->in_base.store(1, std::memory_order_release);
   }
   if (!commit && m.log->state == volume::kSyncLogOpen && m.log->next_index == 0) return Status();
   Status started = m.vol->StartSyncLog(m.log);

@@ -130,6 +130,10 @@ struct DirtyHead {
   // Set, with the log's lock held, by a client that appended a record of
   // this file: the server's next commit flushes it.
   std::atomic<uint32_t> logged;
+  // The size the file has in the last commit or in its last record (~0:
+  // not known): a sync with no chunk to record and this size appends
+  // nothing.
+  std::atomic<uint64_t> log_size;
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the dirty map is shared between processes");
 

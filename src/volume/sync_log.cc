@@ -90,6 +90,7 @@ StatusOr<SyncLogPosition> SyncLogAppend(SyncLogShared* sh, int fd,
   std::vector<uint8_t> body;
   Status s = [&]() -> Status {
     RETURN_IF_ERROR(filled);
+    if (c.skip) return Status::Ok();
     if (c.data.size() > sh->max_record_data) return Unavailable("too large for the sync log");
     body = format::EncodeSyncRecordBody(c, sh->chunk_size);
     const uint64_t total = format::kSyncRecordHead + 12 + body.size() + 16;

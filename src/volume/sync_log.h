@@ -83,6 +83,9 @@ struct SyncRun {
 // its chunks. Runs ascend and do not overlap; `data` holds each run's bytes
 // in order, C bytes per chunk, the last chunk of the file cut at `size`.
 struct SyncRecordContent {
+  // Set by a fill that finds nothing to record: no record is appended, and
+  // the position returned is the end of the log.
+  bool skip = false;
   uint64_t ino = 0;
   uint64_t size = 0;
   std::vector<SyncRun> runs;
