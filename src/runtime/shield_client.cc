@@ -842,15 +842,17 @@ int LogSync(Slot* s, int fd) {
     uint64_t total = 0;
     for (uint64_t w = 0; w * 64 < end; ++w) {
       if (words[w].load(std::memory_order_relaxed) == 0) continue;
-      uint64_t bits = words[w].exchange(0, std::memory_order_acq_rel);
+      // Only chunks within the size read above: a chunk past it belongs to
+      // a write that extended the file since, whose own sync records it.
+      const uint64_t mask = end - w * 64 >= 64 ? ~uint64_t{0} : (uint64_t{1} << (end - w * 64)) - 1;
+      uint64_t bits = words[w].fetch_and(~mask, std::memory_order_acq_rel) & mask;
       while (bits != 0) {
         unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));
         unsigned hi = lo;
         while (hi + 1 < 64 && (bits >> (hi + 1) & 1) != 0) ++hi;
         bits &= (hi == 63) ? 0 : ~uint64_t{0} << (hi + 1);
         uint64_t first = w * 64 + lo;
-        if (first >= chunks) break;
-        uint64_t count = std::min<uint64_t>(hi - lo + 1, chunks - first);
+        uint64_t count = hi - lo + 1;
         if (!c.runs.empty() && c.runs.back().first_chunk + c.runs.back().count == first) {
           c.runs.back().count += static_cast<uint32_t>(count);
         } else {

@@ -10,10 +10,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <new>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <new>
 #include <thread>
 
 #include "base/bytes.h"
@@ -461,6 +461,7 @@ Status ServerImpl::CommitVolume(size_t v) {
   if (m.log == nullptr) return CommitNow(v);
   m.fold_armed = false;
   volume::SyncLogLock lock(m.log);
+  if (!lock.locked()) return InternalError("the sync log's lock cannot be taken");
   Status s;
   for (auto& [key, f] : loaded_) {
     if (key.first != v || f->dirty->logged.exchange(0, std::memory_order_acq_rel) == 0) continue;

@@ -349,6 +349,12 @@ class VolumeImpl final : public Volume {
   // Applies (writable) or counts (read-only) the records of a sync log based
   // on the state opened; Open commits what was applied.
   Status ReadSyncLog();
+  // Reads the sync log's header before Init reads the journals: a writer
+  // that commits meanwhile starts a new log, and a header read after the
+  // journals could name a commit newer than the state they gave (the log
+  // would then be ignored, and the records it held, which that newer
+  // commit holds, missing from what this open reads).
+  void PeekSyncLog();
 
   // ---- used by FileImpl ----
   StatusOr<size_t> FileRead(uint64_t ino, uint64_t off, std::span<uint8_t> buf);
@@ -554,6 +560,7 @@ class VolumeImpl final : public Volume {
   uint64_t seq_ = 0;
   Tag tag_{};
   std::unique_ptr<os::File> sync_log_;  // the sync log, once StartSyncLog made it
+  std::optional<Bytes> sync_log_head_;   // its header, as PeekSyncLog found it
   uint64_t sync_log_records_ = 0;
   // Read-only: what the sync log's records say of a file, over what it
   // stores (a writable open applies the records instead).
@@ -2343,17 +2350,24 @@ Status VolumeImpl::StartSyncLog(SyncLogShared* sh) {
   return Status::Ok();
 }
 
+void VolumeImpl::PeekSyncLog() {
+  const std::string path = os::JoinPath(dir_, format::kSyncLogFile);
+  if (!env_.FileExists(path)) return;
+  StatusOr<std::unique_ptr<os::File>> f = env_.OpenFile(path, os::OpenMode::kReadOnly);
+  if (!f.ok()) return;
+  Bytes head(format::kSyncLogHeaderUsed);
+  size_t got = 0;
+  if ((*f)->ReadAt(0, head, &got).ok() && got == head.size()) sync_log_head_ = std::move(head);
+}
+
 Status VolumeImpl::ReadSyncLog() {
   std::lock_guard<std::mutex> l(mu_);
+  if (!sync_log_head_) return Status::Ok();
   const std::string path = os::JoinPath(dir_, format::kSyncLogFile);
-  if (!env_.FileExists(path)) return Status::Ok();
   ASSIGN_OR_RETURN(std::unique_ptr<os::File> f, env_.OpenFile(path, os::OpenMode::kReadOnly));
   ASSIGN_OR_RETURN(const uint64_t size, f->Size());
-  std::vector<uint8_t> head(format::kSyncLogHeaderUsed);
   size_t got = 0;
-  RETURN_IF_ERROR(f->ReadAt(0, head, &got));
-  if (got < head.size()) return Status::Ok();
-  StatusOr<format::SyncLogHeader> h = format::ParseSyncLogHeader(head);
+  StatusOr<format::SyncLogHeader> h = format::ParseSyncLogHeader(*sync_log_head_);
   // A log based on another state (an older commit, or a state this open
   // discarded) holds nothing the state opened lacks: its records were
   // committed before the next log started, or belong to discarded commits.
@@ -2459,6 +2473,7 @@ Status VolumeImpl::ReadSyncLog() {
 StatusOr<std::unique_ptr<Volume>> Volume::Open(os::Env& env, const std::string& dir,
                                                const SecretBytes& key, const OpenOptions& options) {
   auto v = std::make_unique<VolumeImpl>(env, dir, options);
+  v->PeekSyncLog();
   RETURN_IF_ERROR(v->Init(key));
   v->MarkOpened();
   RETURN_IF_ERROR(v->ReadSyncLog());
