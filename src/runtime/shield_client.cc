@@ -845,21 +845,16 @@ int LogSync(Slot* s, int fd) {
       // Only chunks within the size read above: a chunk past it belongs to
       // a write that extended the file since, whose own sync records it.
       const uint64_t mask = end - w * 64 >= 64 ? ~uint64_t{0} : (uint64_t{1} << (end - w * 64)) - 1;
-      uint64_t bits = words[w].fetch_and(~mask, std::memory_order_acq_rel) & mask;
-      while (bits != 0) {
-        unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));
-        unsigned hi = lo;
-        while (hi + 1 < 64 && (bits >> (hi + 1) & 1) != 0) ++hi;
-        bits &= (hi == 63) ? 0 : ~uint64_t{0} << (hi + 1);
-        uint64_t first = w * 64 + lo;
-        uint64_t count = hi - lo + 1;
+      const uint64_t bits = words[w].fetch_and(~mask, std::memory_order_acq_rel) & mask;
+      ForEachBitRun(bits, [&](unsigned lo, unsigned count) {
+        const uint64_t first = w * 64 + lo;
         if (!c.runs.empty() && c.runs.back().first_chunk + c.runs.back().count == first) {
-          c.runs.back().count += static_cast<uint32_t>(count);
+          c.runs.back().count += count;
         } else {
-          c.runs.push_back({first, static_cast<uint32_t>(count)});
+          c.runs.push_back({first, count});
         }
         total += count * C;
-      }
+      });
     }
     if (total > h->sh->max_record_data + C) return Unavailable("too much for one record");
     if (c.runs.empty() && c.size == d->log_size.load(std::memory_order_acquire)) {

@@ -409,13 +409,11 @@ Status ServerImpl::Flush(Loaded& f) {
   };
   for (auto [w, bits] : marked) {
     // Runs of consecutive chunks go in one write.
-    while (bits != 0) {
-      unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));
-      unsigned hi = lo;
-      while (hi + 1 < 64 && (bits >> (hi + 1) & 1) != 0) ++hi;
-      RETURN_IF_ERROR(copy(w * 64 + lo, hi - lo + 1));
-      bits &= (hi == 63) ? 0 : ~uint64_t{0} << (hi + 1);
-    }
+    Status copied;
+    ForEachBitRun(bits, [&](unsigned first, unsigned count) {
+      if (copied.ok()) copied = copy(w * 64 + first, count);
+    });
+    RETURN_IF_ERROR(copied);
   }
   if (full) {
     DebugLog("shield: comparing all %llu bytes of file %llu (unmarked writers)", static_cast<unsigned long long>(size),

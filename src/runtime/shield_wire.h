@@ -147,6 +147,19 @@ inline constexpr size_t kDirtyMapBytes = kLogBitsOffset + kDirtyMaxChunks / 8;
 // How long records may wait in a sync log before the server commits them.
 inline constexpr int kFoldDelayMs = 50;
 
+// Calls f(first, count) for each run of consecutive set bits of `bits`,
+// lowest first: the chunks 64 * word + first .. + count - 1 of a bit map word.
+template <class F>
+void ForEachBitRun(uint64_t bits, F&& f) {
+  while (bits != 0) {
+    unsigned lo = static_cast<unsigned>(__builtin_ctzll(bits));
+    unsigned hi = lo;
+    while (hi + 1 < 64 && (bits >> (hi + 1) & 1) != 0) ++hi;
+    f(lo, hi - lo + 1);
+    bits &= (hi == 63) ? 0 : ~uint64_t{0} << (hi + 1);
+  }
+}
+
 // Marks [offset, offset + length) of a file with chunks of 2^shift bytes
 // as written. Lock-free and async-signal-safe. Returns how many chunks were
 // marked since the server last took the marks (counting only chunks that

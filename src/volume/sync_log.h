@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -91,6 +92,20 @@ struct SyncRecordContent {
   std::vector<SyncRun> runs;
   std::vector<uint8_t> data;
 };
+
+// Calls f(offset, bytes) for each run of `c`: where in the file the run
+// starts, and its part of c.data (the file's last chunk cut at c.size).
+template <class F>
+void ForEachRunData(const SyncRecordContent& c, uint32_t chunk_size, F&& f) {
+  size_t at = 0;
+  for (const SyncRun& r : c.runs) {
+    const uint64_t start = r.first_chunk * chunk_size;
+    const uint64_t end = std::min<uint64_t>((r.first_chunk + r.count) * chunk_size, c.size);
+    const size_t n = static_cast<size_t>(end - start);
+    f(start, std::span<const uint8_t>(c.data.data() + at, n));
+    at += n;
+  }
+}
 
 // Where a record went: records [0, index) of log `generation`.
 struct SyncLogPosition {

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 
 #include "os/env.h"
 #include "volume/format.h"
@@ -82,6 +83,15 @@ class SyncLogTest : public ::testing::Test {
       c.data = data;
       return Status::Ok();
     });
+  }
+
+  // Runs `f` in a forked child (sharing sh_ and fd_); whether it returned true.
+  static bool InChild(const std::function<bool()>& f) {
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) ::_exit(f() ? 0 : 1);
+    int status = 0;
+    return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
 
   // A writable open applies no record: /a is as Make() left it.
@@ -288,15 +298,10 @@ TEST_F(SyncLogTest, AnAppenderThatDiesHoldingTheLockBreaksTheLog) {
   auto v = Make();
   const uint64_t ino = Ino(*v, "/a");
   ASSERT_OK(Start(*v));
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    SyncLogLock l(sh_);
-    ::_exit(l.locked() ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(InChild([&] {
+    auto* held = new SyncLogLock(sh_);  // never released: the child ends holding it
+    return held->locked();
+  }));
   EXPECT_EQ(Append(ino, 3 * C, 0, 1, Pattern(C, 2)).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(sh_->state, kSyncLogBroken);
   // The writer's next start takes records again.
@@ -308,15 +313,10 @@ TEST_F(SyncLogTest, AnotherProcessAppends) {
   auto v = Make();
   const uint64_t ino = Ino(*v, "/a");
   ASSERT_OK(Start(*v));
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  ASSERT_TRUE(InChild([&] {
     auto p = Append(ino, 3 * C, 1, 2, Pattern(2 * C, 7));
-    ::_exit(p.ok() && SyncLogMakeDurable(sh_, fd_, *p).ok() ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return p.ok() && SyncLogMakeDurable(sh_, fd_, *p).ok();
+  }));
   auto end = SyncLogEnd(sh_);
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(end->index, 1u);

@@ -2417,14 +2417,11 @@ Status VolumeImpl::ReadSyncLog() {
       Status s = [&]() -> Status {
         RETURN_IF_ERROR(MaybeEvict());
         RETURN_IF_ERROR(TruncateInode(it->second, c->size));
-        size_t at = 0;
-        for (const SyncRun& r : c->runs) {
-          const uint64_t start = r.first_chunk * C_;
-          const uint64_t end = std::min<uint64_t>((r.first_chunk + r.count) * C_, c->size);
-          RETURN_IF_ERROR(WriteRange(it->second, start, std::span<const uint8_t>(c->data.data() + at, end - start)));
-          at += static_cast<size_t>(end - start);
-        }
-        return Status::Ok();
+        Status written;
+        ForEachRunData(*c, C_, [&](uint64_t off, std::span<const uint8_t> bytes) {
+          if (written.ok()) written = WriteRange(it->second, off, bytes);
+        });
+        return written;
       }();
       OPENSSL_cleanse(c->data.data(), c->data.size());
       RETURN_IF_ERROR(Guard(s));
@@ -2445,17 +2442,15 @@ Status VolumeImpl::ReadSyncLog() {
           std::fill(k->second.begin() + static_cast<ptrdiff_t>(c->size % C_), k->second.end(), uint8_t{0});
         }
       }
-      size_t at = 0;
-      for (const SyncRun& r : c->runs) {
-        for (uint64_t k = r.first_chunk; k < r.first_chunk + r.count && k * C_ < c->size; ++k) {
-          const size_t len = static_cast<size_t>(std::min<uint64_t>(C_, c->size - k * C_));
-          Bytes& chunk = o.chunks[k];
+      ForEachRunData(*c, C_, [&](uint64_t off, std::span<const uint8_t> bytes) {
+        for (size_t at = 0; at < bytes.size(); at += C_) {
+          Bytes& chunk = o.chunks[(off + at) / C_];
           chunk.assign(C_, 0);
-          std::copy(c->data.begin() + static_cast<ptrdiff_t>(at), c->data.begin() + static_cast<ptrdiff_t>(at + len),
+          const size_t len = std::min<size_t>(C_, bytes.size() - at);
+          std::copy(bytes.begin() + static_cast<ptrdiff_t>(at), bytes.begin() + static_cast<ptrdiff_t>(at + len),
                     chunk.begin());
-          at += len;
         }
-      }
+      });
       OPENSSL_cleanse(c->data.data(), c->data.size());
     }
     off += sizeof(rh) + sealed;
